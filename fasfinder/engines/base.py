@@ -1,0 +1,60 @@
+"""The interface every embedding engine implements."""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from ..faces import Face
+
+
+def l2_normalise(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)
+
+
+class Engine(ABC):
+    """Embeds faces. Subclasses set ``name`` and ``dim`` and implement :meth:`embed_faces`."""
+
+    name: str = "engine"
+    dim: int = 0
+    #: Name of this engine's model card in ``models/`` (``<card_name>.card.json``).
+    card_name: str = ""
+
+    @abstractmethod
+    def embed_faces(self, rgb: np.ndarray, faces: list[Face], *, flip: bool = False) -> np.ndarray:
+        """(len(faces), dim) float32, each row L2-normalised.
+
+        ``flip``: embedding = normalised sum of the face's and its mirror image's embeddings.
+        """
+
+    def card(self) -> dict:
+        from ..modelfiles import load_card
+
+        return load_card(self.card_name) if self.card_name else {"name": self.name}
+
+    def calibration(self) -> dict | None:
+        """Platt parameters ``{"a", "b"}``: P(same person) = sigmoid(a * cosine + b)."""
+
+        try:
+            return self.card().get("calibration")
+        except Exception:
+            return None
+
+    def confidence(self, similarity: float | np.ndarray) -> np.ndarray | float:
+        cal = self.calibration()
+        if not cal:
+            return np.full_like(np.asarray(similarity, dtype=np.float64), np.nan) if np.ndim(similarity) else math.nan
+        z = cal["a"] * np.asarray(similarity, dtype=np.float64) + cal["b"]
+        p = 1.0 / (1.0 + np.exp(-z))
+        return float(p) if np.ndim(p) == 0 else p
+
+    def info(self) -> dict:
+        try:
+            card = self.card()
+        except Exception as exc:  # a card problem must not hide the engine from `engines`
+            card = {"error": str(exc)}
+        return {"name": self.name, "dim": self.dim, "card": card}
