@@ -428,16 +428,24 @@ class DlibTorchEngine(Engine):
                     out.append(model(x).numpy())
         return np.concatenate(out).astype(np.float32)
 
-    def embed_faces(self, rgb: np.ndarray, faces: list[Face], *, flip: bool = False) -> np.ndarray:
+    def embed_views(self, rgb: np.ndarray, faces: list[Face], *, mirror: bool = True):
+        """(plain, mirrored): L2-normalised embeddings of each face and of its mirror image
+        (``mirrored`` is None unless ``mirror``); all views go through the network in one batch."""
+
         chips = [face_chip(rgb, f) for f in faces]
-        if not chips:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        if flip:
-            d = self.descriptors_from_chips(chips + [c[:, ::-1] for c in chips])
-            emb = d[: len(chips)] + d[len(chips) :]
-        else:
-            emb = self.descriptors_from_chips(chips)
-        return l2_normalise(emb)
+        n = len(chips)
+        if not n:
+            empty = np.zeros((0, self.dim), dtype=np.float32)
+            return empty, (empty if mirror else None)
+        views = chips + ([np.ascontiguousarray(c[:, ::-1]) for c in chips] if mirror else [])
+        emb = l2_normalise(self.descriptors_from_chips(views))
+        return emb[:n], (emb[n:] if mirror else None)
+
+    def embed_faces(self, rgb: np.ndarray, faces: list[Face], *, flip: bool = False) -> np.ndarray:
+        """(len(faces), 128) L2-normalised; ``flip``: normalised sum of both views' embeddings."""
+
+        plain, mirrored = self.embed_views(rgb, faces, mirror=flip)
+        return l2_normalise(plain + mirrored) if flip else plain
 
 
 def register_engines(register) -> None:
