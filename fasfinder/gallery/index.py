@@ -1,0 +1,287 @@
+"""FAISS vector index for one engine: derived state, rebuilt or repaired from SQLite.
+
+Two kinds, chosen by the gallery from its size (``Gallery.exact_max``):
+
+* ``flat``: ``IndexIDMap2(IndexFlatIP)``, exact cosine search (default up to ``EXACT_MAX`` faces);
+* ``ivf``: ``IndexIVFFlat`` (inner product) with ``nlist`` lists from :func:`pick_nlist` and
+  ``nprobe`` from :func:`pick_nprobe`, parameters measured by ``bench/bench_gallery_scale.py`` on
+  real dlib face embeddings (recall@5 >= 0.99 against exact search). IVF was chosen over HNSW
+  because it supports removal by id (deleting a person must take their faces out of the index)
+  and builds several times faster on a 2-core workstation; see docs/results/gallery.md.
+
+On disk an index is one file written atomically (temporary file, fsync, ``os.replace``)::
+
+    b"FASIDX1\\n" | 8-byte little-endian header length | header JSON | faiss.serialize_index bytes
+
+The header holds the index kind, dimension, the gallery generation (``gen``, a counter SQLite
+triggers bump on every change of the embeddings table) the index reflects, and the sha256 of the
+payload. A file whose checksum fails is never handed to FAISS (a damaged FAISS file can crash the
+process instead of raising); it is rebuilt from SQLite instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+
+MAGIC = b"FASIDX1\n"
+
+#: Exact (Flat) search up to this many faces; above it IVF (overridable per gallery).
+EXACT_MAX = 100_000
+
+#: IVF nprobe per nlist, from bench/bench_gallery_scale.py (recall@5 >= 0.99 on real embeddings,
+#: held-out real queries). Keys: nlist; values: nprobe.
+NPROBE_FOR_NLIST = {256: 16, 512: 20, 1024: 24, 2048: 32, 4096: 48, 8192: 64, 16384: 96, 32768: 128}
+
+
+def pick_nlist(n: int) -> int:
+    """About 4 * sqrt(n) lists, a power of two in [256, 32768]."""
+
+    target = 4.0 * np.sqrt(max(n, 1))
+    nlist = 256
+    while nlist * 2 <= target and nlist < 32768:
+        nlist *= 2
+    return nlist
+
+
+def pick_nprobe(nlist: int) -> int:
+    return NPROBE_FOR_NLIST.get(nlist, max(8, nlist // 64))
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(str(path), os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale_temp_files(path: Path) -> int:
+    """Remove ``<index>.<pid>.tmp`` files left by processes that died mid-save."""
+
+    removed = 0
+    for tmp in path.parent.glob(path.name + ".*.tmp"):
+        try:
+            pid = int(tmp.name[len(path.name) + 1:-4])
+        except ValueError:
+            continue
+        if pid != os.getpid() and not _pid_alive(pid):
+            try:
+                tmp.unlink()
+                removed += 1
+            except OSError:
+                pass
+    return removed
+
+
+class VectorIndex:
+    """Cosine search (inner product on L2-normalised vectors) keyed by SQLite face ids."""
+
+    def __init__(self, dim: int, path: Path | None = None, *, kind: str = "flat", nlist: int | None = None):
+        import faiss
+
+        self.dim = int(dim)
+        self.path = Path(path) if path else None
+        self.kind = kind
+        self.gen = -1  # gallery generation this index reflects (-1: unknown)
+        self.trained_on = 0
+        if kind == "flat":
+            self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
+            self.nlist = 0
+        elif kind == "ivf":
+            self.nlist = int(nlist or 1024)
+            quantizer = faiss.IndexFlatIP(self.dim)
+            self._index = faiss.IndexIVFFlat(quantizer, self.dim, self.nlist, faiss.METRIC_INNER_PRODUCT)
+            self._index.own_fields = True
+            quantizer.this.disown()
+            self._index.nprobe = pick_nprobe(self.nlist)
+        else:
+            raise ValueError(f"unknown index kind {kind!r}")
+        self.dirty = False
+
+    # -- building ------------------------------------------------------------------------
+    @classmethod
+    def build(cls, dim: int, ids: np.ndarray, vectors: np.ndarray, *, kind: str = "flat", path: Path | None = None,
+              nlist: int | None = None, train_max: int = 131072, seed: int = 1234) -> "VectorIndex":
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, dim)
+        if kind == "ivf":
+            nlist = nlist or pick_nlist(len(ids))
+            if len(ids) < nlist * 4:  # too few to train: exact search is fast at this size anyway
+                kind = "flat"
+        idx = cls(dim, path, kind=kind, nlist=nlist)
+        if kind == "ivf":
+            idx.train(vectors, train_max=train_max, seed=seed)
+        idx.add(ids, vectors)
+        return idx
+
+    def train(self, vectors: np.ndarray, *, train_max: int = 131072, seed: int = 1234) -> None:
+        if self.kind != "ivf":
+            return
+        rng = np.random.default_rng(seed)
+        sample = vectors if len(vectors) <= train_max else vectors[rng.choice(len(vectors), train_max, replace=False)]
+        self._index.train(np.ascontiguousarray(sample, dtype=np.float32))
+        self.trained_on = len(vectors)
+
+    @property
+    def nprobe(self) -> int:
+        return int(self._index.nprobe) if self.kind == "ivf" else 0
+
+    @nprobe.setter
+    def nprobe(self, value: int) -> None:
+        if self.kind == "ivf":
+            self._index.nprobe = int(value)
+
+    # -- persistence ---------------------------------------------------------------------
+    @classmethod
+    def load(cls, dim: int, path: Path) -> "VectorIndex | None":
+        """The index saved at ``path``, or None when it is missing, damaged or of another size."""
+
+        import faiss
+
+        path = Path(path)
+        if not path.is_file():
+            return None
+        try:
+            with open(path, "rb") as fh:
+                if fh.read(len(MAGIC)) != MAGIC:
+                    return None  # an older raw FAISS file or garbage: rebuilt from SQLite
+                (hlen,) = struct.unpack("<Q", fh.read(8))
+                if hlen > 1 << 20:
+                    return None
+                header = json.loads(fh.read(hlen).decode("utf-8"))
+                payload = fh.read()
+            if len(payload) != header["payload_bytes"] or hashlib.sha256(payload).hexdigest() != header["sha256"]:
+                return None
+            if int(header["dim"]) != dim or header["kind"] not in ("flat", "ivf"):
+                return None
+            loaded = faiss.deserialize_index(np.frombuffer(payload, dtype=np.uint8))
+        except Exception:  # any damage: the caller rebuilds from SQLite
+            return None
+        if loaded.d != dim:
+            return None
+        idx = cls.__new__(cls)
+        idx.dim = dim
+        idx.path = path
+        idx.kind = header["kind"]
+        idx.gen = int(header.get("gen", -1))
+        idx.trained_on = int(header.get("trained_on", 0))
+        idx.dirty = False
+        if idx.kind == "flat":
+            if not isinstance(loaded, faiss.IndexIDMap2):
+                return None
+            idx.nlist = 0
+        else:
+            loaded = faiss.downcast_index(loaded)
+            if not isinstance(loaded, faiss.IndexIVFFlat):
+                return None
+            idx.nlist = int(loaded.nlist)
+            loaded.nprobe = int(header.get("nprobe") or pick_nprobe(idx.nlist))
+        idx._index = loaded
+        return idx
+
+    def save(self) -> None:
+        """Write atomically: ``<path>.<pid>.tmp``, fsync, ``os.replace``, fsync of the folder."""
+
+        import faiss
+
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        payload = faiss.serialize_index(self._index)
+        header = json.dumps({
+            "kind": self.kind, "dim": self.dim, "gen": self.gen, "ntotal": self.ntotal, "nlist": self.nlist,
+            "nprobe": self.nprobe, "trained_on": self.trained_on, "payload_bytes": int(payload.nbytes),
+            "sha256": hashlib.sha256(payload.data).hexdigest(),
+        }, sort_keys=True).encode("utf-8")
+        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+        fd = os.open(str(tmp), os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(MAGIC)
+                fh.write(struct.pack("<Q", len(header)))
+                fh.write(header)
+                fh.write(payload.data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, self.path)
+            _fsync_dir(self.path.parent)
+        finally:
+            if tmp.exists():
+                try:
+                    tmp.unlink()
+                except OSError:
+                    pass
+        self.dirty = False
+
+    def nbytes(self) -> int:
+        import faiss
+
+        return int(faiss.serialize_index(self._index).nbytes)
+
+    # -- content -------------------------------------------------------------------------
+    @property
+    def ntotal(self) -> int:
+        return int(self._index.ntotal)
+
+    def ids(self) -> np.ndarray:
+        import faiss
+
+        if self.kind == "flat":
+            return faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        invlists = self._index.invlists
+        parts = []
+        for lst in range(self.nlist):
+            n = invlists.list_size(lst)
+            if n:
+                parts.append(faiss.rev_swig_ptr(invlists.get_ids(lst), n).astype(np.int64))
+        return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        if len(ids) == 0:
+            return
+        vec = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
+        self._index.add_with_ids(vec, np.ascontiguousarray(ids, dtype=np.int64))
+        self.dirty = True
+
+    def remove(self, ids) -> int:
+        import faiss
+
+        ids = np.ascontiguousarray(np.fromiter((int(i) for i in ids), dtype=np.int64))
+        if len(ids) == 0:
+            return 0
+        removed = int(self._index.remove_ids(faiss.IDSelectorBatch(len(ids), faiss.swig_ptr(ids))))
+        self.dirty = self.dirty or removed > 0
+        return removed
+
+    def reset(self) -> None:
+        self._index.reset()
+        self.dirty = True
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        q = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
+        if self.ntotal == 0 or k <= 0:
+            return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
+        sims, ids = self._index.search(q, min(k, self.ntotal))
+        return sims, ids

@@ -1,0 +1,89 @@
+"""SQLite schema of a gallery (version 2).
+
+Version 2: ``AUTOINCREMENT`` ids for persons, images and faces (an id is never reused after a
+delete, so a stale FAISS entry can never point at a newer face), and triggers that bump
+``meta.embeddings_gen`` on every change of the embeddings table (including cascaded deletes and
+changes made by other processes or tools), which the FAISS index compares with the generation it
+was built for. Galleries of version 1 are migrated when opened.
+"""
+
+SCHEMA_VERSION = 2
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS persons (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    label TEXT NOT NULL UNIQUE,
+    case_id TEXT,
+    metadata TEXT NOT NULL DEFAULT '{}',
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS images (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    person_id INTEGER NOT NULL REFERENCES persons(id) ON DELETE CASCADE,
+    path TEXT NOT NULL,
+    sha256 TEXT NOT NULL UNIQUE,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    provenance TEXT NOT NULL DEFAULT '{}',
+    liveness TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS images_person ON images(person_id);
+CREATE TABLE IF NOT EXISTS faces (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    box TEXT NOT NULL,
+    landmarks BLOB NOT NULL,
+    detector TEXT NOT NULL,
+    score REAL NOT NULL,
+    crop BLOB NOT NULL,
+    crop_box TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS faces_image ON faces(image_id);
+CREATE TABLE IF NOT EXISTS embeddings (
+    face_id INTEGER NOT NULL REFERENCES faces(id) ON DELETE CASCADE,
+    engine TEXT NOT NULL,
+    vector BLOB NOT NULL,
+    PRIMARY KEY (face_id, engine)
+);
+CREATE INDEX IF NOT EXISTS embeddings_engine ON embeddings(engine);
+CREATE TABLE IF NOT EXISTS queries (
+    id INTEGER PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    user TEXT NOT NULL,
+    query_path TEXT NOT NULL,
+    query_sha256 TEXT,
+    engine TEXT NOT NULL,
+    results TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    user TEXT NOT NULL,
+    action TEXT NOT NULL,
+    details TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+INSERT OR IGNORE INTO meta(key, value) VALUES ('embeddings_gen', '0');
+INSERT OR IGNORE INTO meta(key, value) VALUES ('embeddings_rewrite_gen', '0');
+CREATE TRIGGER IF NOT EXISTS embeddings_gen_insert AFTER INSERT ON embeddings
+BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'embeddings_gen'; END;
+CREATE TRIGGER IF NOT EXISTS embeddings_gen_delete AFTER DELETE ON embeddings
+BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'embeddings_gen'; END;
+CREATE TRIGGER IF NOT EXISTS embeddings_gen_update AFTER UPDATE ON embeddings
+BEGIN
+    UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'embeddings_gen';
+    UPDATE meta SET value = (SELECT value FROM meta WHERE key = 'embeddings_gen') WHERE key = 'embeddings_rewrite_gen';
+END;
+"""
+
+#: Table definitions of version 2 for the v1 -> v2 migration (same columns, AUTOINCREMENT ids).
+AUTOINCREMENT_TABLES = ("persons", "images", "faces")

@@ -1,0 +1,321 @@
+"""Export / import of a gallery (or selected cases) as one file, with an integrity check.
+
+The export file is a zip archive with two members:
+
+* ``records.jsonl`` -- one line per enrolled image: its person (label, case id, metadata), the
+  image row (path, content sha256, size, provenance, liveness, created_at) and its faces (box,
+  landmarks, detector, score, JPEG crop, crop box, embeddings per engine). Binary fields are
+  base64; every face carries ``crop_sha256`` and ``embeddings_sha256`` of the decoded bytes.
+* ``manifest.json`` -- format and version, who exported what and when, the filters, counts, the
+  engines and their sizes, the sha256 of ``records.jsonl`` and, per record, its line's sha256.
+
+Import verifies everything before writing anything (manifest, file hash, every record's hash,
+every crop and embedding hash, sizes against the target gallery) and then inserts all records in
+**one** transaction: a damaged or tampered file is refused with a typed error
+(``GalleryError`` code ``integrity_error`` / ``import_invalid``) and leaves the gallery unchanged.
+Images whose content is already enrolled are skipped (re-importing a file is idempotent); persons
+are matched by label. The hashes detect damage and naive tampering; they are not a signature (an
+attacker who rewrites the manifest too is not detected -- move files over trusted channels).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import GalleryError
+
+FORMAT = "fasfinder-gallery-export"
+VERSION = 1
+RECORDS = "records.jsonl"
+MANIFEST = "manifest.json"
+
+
+def _b64(b: bytes) -> str:
+    return base64.b64encode(b).decode("ascii")
+
+
+def _unb64(s: str) -> bytes:
+    return base64.b64decode(s.encode("ascii"), validate=True)
+
+
+def _sha(b: bytes) -> str:
+    return hashlib.sha256(b).hexdigest()
+
+
+def _canonical(obj) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def _integrity(msg: str) -> GalleryError:
+    return GalleryError(msg, code="integrity_error")
+
+
+def _invalid(msg: str) -> GalleryError:
+    return GalleryError(msg, code="import_invalid")
+
+
+def export_gallery(gallery, out_path, *, labels=None, case_ids=None) -> dict:
+    """Write the selected persons (all when no filter) with their images, faces and embeddings."""
+
+    out_path = Path(out_path)
+    labels = list(labels or [])
+    case_ids = list(case_ids or [])
+    conn = gallery.conn
+    with gallery._lock:
+        where, args = "", []
+        if labels or case_ids:
+            parts = []
+            if labels:
+                parts.append(f"p.label IN ({','.join('?' * len(labels))})")
+                args += labels
+            if case_ids:
+                parts.append(f"p.case_id IN ({','.join('?' * len(case_ids))})")
+                args += case_ids
+            where = "WHERE " + " OR ".join(parts)
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out_path.with_name(f"{out_path.name}.{os.getpid()}.tmp")
+        fd = os.open(str(tmp), os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+        os.close(fd)
+        engines: dict[str, int] = {}
+        record_hashes = []
+        persons = set()
+        n_faces = 0
+        data_hash = hashlib.sha256()
+        conn.execute("BEGIN")  # one consistent snapshot of the gallery
+        try:
+            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+                with zf.open(RECORDS, "w") as rec_out:
+                    images = conn.execute(
+                        "SELECT i.*, p.label, p.case_id, p.metadata AS person_metadata FROM images i "
+                        f"JOIN persons p ON i.person_id = p.id {where} ORDER BY i.id", args).fetchall()
+                    for im in images:
+                        faces = []
+                        for f in conn.execute("SELECT * FROM faces WHERE image_id = ? ORDER BY id", (im["id"],)).fetchall():
+                            embs = {}
+                            for e in conn.execute("SELECT engine, vector FROM embeddings WHERE face_id = ? ORDER BY engine",
+                                                  (f["id"],)):
+                                embs[e["engine"]] = _b64(e["vector"])
+                                engines[e["engine"]] = len(e["vector"]) // 4
+                            faces.append({
+                                "box": json.loads(f["box"]), "landmarks": _b64(f["landmarks"]), "detector": f["detector"],
+                                "score": f["score"], "crop": _b64(f["crop"]), "crop_sha256": _sha(f["crop"]),
+                                "crop_box": json.loads(f["crop_box"]), "embeddings": embs,
+                                "embeddings_sha256": {k: _sha(_unb64(v)) for k, v in embs.items()},
+                            })
+                        rec = {
+                            "person": {"label": im["label"], "case_id": im["case_id"],
+                                       "metadata": json.loads(im["person_metadata"])},
+                            "image": {"path": im["path"], "sha256": im["sha256"], "width": im["width"],
+                                      "height": im["height"], "provenance": json.loads(im["provenance"]),
+                                      "liveness": json.loads(im["liveness"]) if im["liveness"] else None,
+                                      "created_at": im["created_at"]},
+                            "faces": faces,
+                        }
+                        line = _canonical(rec) + b"\n"
+                        rec_out.write(line)
+                        data_hash.update(line)
+                        record_hashes.append(_sha(line))
+                        persons.add(im["label"])
+                        n_faces += len(faces)
+                manifest = {
+                    "format": FORMAT, "version": VERSION, "created_at": _now(), "user": gallery.user,
+                    "source": str(gallery.path), "filters": {"labels": labels, "case_ids": case_ids},
+                    "counts": {"persons": len(persons), "images": len(record_hashes), "faces": n_faces},
+                    "engines": engines, "records_file": RECORDS, "records_sha256": data_hash.hexdigest(),
+                    "record_sha256": record_hashes,
+                }
+                zf.writestr(MANIFEST, json.dumps(manifest, indent=1, sort_keys=True))
+        except BaseException:
+            conn.execute("COMMIT")
+            if tmp.exists():
+                tmp.unlink()
+            raise
+        conn.execute("COMMIT")
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, out_path)
+        file_sha = _file_sha(out_path)
+        summary = {"path": str(out_path), "persons": len(persons), "images": len(record_hashes), "faces": n_faces,
+                   "engines": engines, "sha256": file_sha, "filters": {"labels": labels, "case_ids": case_ids}}
+        gallery.audit("gallery.export", summary)
+        return summary
+
+
+def _now() -> str:
+    from .store import now_iso
+
+    return now_iso()
+
+
+def _file_sha(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _open_archive(path: Path) -> tuple[zipfile.ZipFile, dict]:
+    if not path.is_file():
+        raise _invalid(f"{path}: no such file")
+    try:
+        zf = zipfile.ZipFile(path)
+        names = set(zf.namelist())
+        if MANIFEST not in names or RECORDS not in names:
+            raise _invalid(f"{path}: not a FASFinder export (manifest or records missing)")
+        manifest = json.loads(zf.read(MANIFEST).decode("utf-8"))
+    except GalleryError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, UnicodeDecodeError, json.JSONDecodeError,
+            EOFError, RuntimeError, ValueError) as exc:
+        raise _integrity(f"{path}: damaged export file ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise _invalid(f"{path}: not a FASFinder export")
+    if manifest.get("version") != VERSION:
+        raise _invalid(f"{path}: export version {manifest.get('version')} is not supported (expected {VERSION})")
+    for key in ("records_sha256", "record_sha256", "engines", "counts"):
+        if key not in manifest:
+            raise _integrity(f"{path}: manifest lacks {key!r}")
+    return zf, manifest
+
+
+def _records(zf: zipfile.ZipFile, manifest: dict, path: Path):
+    """Yield every verified record (raises on the first mismatch)."""
+
+    expected = manifest["record_sha256"]
+    total = hashlib.sha256()
+    n = 0
+    try:
+        with zf.open(RECORDS) as fh:
+            for line in fh:
+                total.update(line)
+                if n >= len(expected) or _sha(line) != expected[n]:
+                    raise _integrity(f"{path}: record {n + 1} fails its integrity check (tampered or damaged)")
+                try:
+                    rec = json.loads(line)
+                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                    raise _integrity(f"{path}: record {n + 1} is not valid JSON") from exc
+                n += 1
+                yield rec
+    except GalleryError:
+        raise
+    except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, ValueError, zlib_error()) as exc:
+        raise _integrity(f"{path}: damaged export file ({type(exc).__name__}: {exc})") from exc
+    if n != len(expected) or total.hexdigest() != manifest["records_sha256"]:
+        raise _integrity(f"{path}: the records do not match the manifest ({n} of {len(expected)} records)")
+
+
+def zlib_error():
+    import zlib
+
+    return zlib.error
+
+
+def _decode_record(rec: dict, engines: dict, path: Path, n: int) -> dict:
+    """Decoded binary fields of one record, each checked against its hash."""
+
+    try:
+        person, image, faces = rec["person"], rec["image"], rec["faces"]
+        label = person["label"]
+        if not isinstance(label, str) or not label.strip():
+            raise _invalid(f"{path}: record {n}: empty label")
+        out_faces = []
+        for f in faces:
+            crop = _unb64(f["crop"])
+            if _sha(crop) != f["crop_sha256"]:
+                raise _integrity(f"{path}: record {n}: a face crop fails its integrity check")
+            embs = {}
+            for engine, b64 in f["embeddings"].items():
+                raw = _unb64(b64)
+                if _sha(raw) != f["embeddings_sha256"][engine]:
+                    raise _integrity(f"{path}: record {n}: an embedding fails its integrity check")
+                vec = np.frombuffer(raw, dtype=np.float32)
+                if engine not in engines or len(vec) != int(engines[engine]) or not np.all(np.isfinite(vec)):
+                    raise _integrity(f"{path}: record {n}: embedding of engine {engine} has the wrong size or values")
+                embs[engine] = raw
+            lm = _unb64(f["landmarks"])
+            out_faces.append({"box": [int(v) for v in f["box"]], "landmarks": lm, "detector": str(f["detector"]),
+                              "score": float(f["score"]), "crop": crop, "crop_box": [float(v) for v in f["crop_box"]],
+                              "embeddings": embs})
+        return {"person": person, "image": image, "faces": out_faces}
+    except GalleryError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise _integrity(f"{path}: record {n} is malformed ({type(exc).__name__}: {exc})") from exc
+
+
+def import_gallery(gallery, in_path) -> dict:
+    """Verify ``in_path`` completely, then import it in one transaction."""
+
+    from .store import now_iso
+
+    path = Path(in_path)
+    zf, manifest = _open_archive(path)
+    with zf:
+        engines = {str(k): int(v) for k, v in manifest["engines"].items()}
+        with gallery._lock:
+            for engine, dim in engines.items():  # sizes must agree with the gallery's
+                gallery._check_dim(engine, dim)
+            # Pass 1: verify everything, write nothing.
+            n = 0
+            for rec in _records(zf, manifest, path):
+                n += 1
+                _decode_record(rec, engines, path, n)
+            # Pass 2: insert in one transaction (records re-verified as they are read).
+            for engine, dim in engines.items():
+                gallery._index(engine, dim)
+            stats = {"path": str(path), "images": 0, "duplicates": 0, "faces": 0, "persons_created": 0,
+                     "sha256": _file_sha(path)}
+            conn = gallery.conn
+            with gallery._tx():
+                n = 0
+                for rec in _records(zf, manifest, path):
+                    n += 1
+                    r = _decode_record(rec, engines, path, n)
+                    im = r["image"]
+                    if conn.execute("SELECT 1 FROM images WHERE sha256 = ?", (im["sha256"],)).fetchone():
+                        stats["duplicates"] += 1
+                        continue
+                    p = r["person"]
+                    row = conn.execute("SELECT id FROM persons WHERE label = ?", (p["label"],)).fetchone()
+                    if row:
+                        person_id = int(row[0])
+                    else:
+                        ts = now_iso()
+                        person_id = int(conn.execute(
+                            "INSERT INTO persons(label, case_id, metadata, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+                            (p["label"], p.get("case_id"), json.dumps(p.get("metadata") or {}, sort_keys=True), ts, ts),
+                        ).lastrowid)
+                        stats["persons_created"] += 1
+                    image_id = int(conn.execute(
+                        "INSERT INTO images(person_id, path, sha256, width, height, provenance, liveness, created_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (person_id, str(im["path"]), str(im["sha256"]), int(im["width"]), int(im["height"]),
+                         json.dumps(dict(im.get("provenance") or {}, imported_from=stats["sha256"]), sort_keys=True),
+                         json.dumps(im["liveness"]) if im.get("liveness") is not None else None,
+                         str(im.get("created_at") or now_iso())),
+                    ).lastrowid)
+                    for f in r["faces"]:
+                        face_id = int(conn.execute(
+                            "INSERT INTO faces(image_id, box, landmarks, detector, score, crop, crop_box) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            (image_id, json.dumps(f["box"]), f["landmarks"], f["detector"], f["score"], f["crop"],
+                             json.dumps(f["crop_box"])),
+                        ).lastrowid)
+                        for engine, raw in f["embeddings"].items():
+                            conn.execute("INSERT INTO embeddings(face_id, engine, vector) VALUES (?, ?, ?)",
+                                         (face_id, engine, raw))
+                        stats["faces"] += 1
+                    stats["images"] += 1
+                gallery._audit("gallery.import", {k: v for k, v in stats.items()} | {
+                    "export_user": manifest.get("user"), "export_created_at": manifest.get("created_at"),
+                    "export_source": manifest.get("source"), "filters": manifest.get("filters")})
+            # Committed: bring the indexes in step (adds exactly the new face ids).
+            gallery.flush()
+    return stats
