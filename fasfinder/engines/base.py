@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from abc import ABC, abstractmethod
+from abc import ABC
 
 import numpy as np
 
@@ -16,20 +16,38 @@ def l2_normalise(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(norms, 1e-12)
 
 
+def combine_views(plain: np.ndarray, mirrored: np.ndarray | None) -> np.ndarray:
+    """Flip test-time augmentation: normalised sum of the two views' embeddings."""
+
+    return plain if mirrored is None else l2_normalise(plain + mirrored)
+
+
 class Engine(ABC):
-    """Embeds faces. Subclasses set ``name`` and ``dim`` and implement :meth:`embed_faces`."""
+    """Embeds faces. Subclasses set ``name`` and ``dim`` and implement :meth:`embed_views`."""
 
     name: str = "engine"
     dim: int = 0
     #: Name of this engine's model card in ``models/`` (``<card_name>.card.json``).
     card_name: str = ""
 
-    @abstractmethod
+    def embed_views(self, rgb: np.ndarray, faces: list[Face], *, mirror: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """L2-normalised embeddings of each face and (if ``mirror``) of its mirror image.
+
+        Returns ``(plain, mirrored)``, each (len(faces), dim) float32; ``mirrored`` is None when
+        ``mirror`` is False. Engines batch all views through their network at once.
+        """
+
+        raise NotImplementedError(f"engine {self.name} implements neither embed_views nor embed_faces")
+
     def embed_faces(self, rgb: np.ndarray, faces: list[Face], *, flip: bool = False) -> np.ndarray:
         """(len(faces), dim) float32, each row L2-normalised.
 
-        ``flip``: embedding = normalised sum of the face's and its mirror image's embeddings.
+        ``flip``: embedding = L2-normalised sum of the face's and its mirror image's embeddings
+        (BENCHMARKS.md section 2).
         """
+
+        plain, mirrored = self.embed_views(rgb, faces, mirror=flip)
+        return combine_views(plain, mirrored) if flip else plain
 
     def card(self) -> dict:
         from ..modelfiles import load_card

@@ -37,9 +37,9 @@ class DlibResNetEngine(Engine):
             out = net.compute_face_descriptor([np.ascontiguousarray(c) for c in chips])
         return np.array([np.array(d) for d in out], dtype=np.float32)
 
-    def embed_faces(self, rgb: np.ndarray, faces: list[Face], *, flip: bool = False) -> np.ndarray:
+    def embed_views(self, rgb: np.ndarray, faces: list[Face], *, mirror: bool = True):
         chips = [face_chip(rgb, f) for f in faces]
-        emb = self.descriptors_from_chips(chips)
-        if flip and chips:
-            emb = emb + self.descriptors_from_chips([c[:, ::-1] for c in chips])
-        return l2_normalise(emb)
+        views = chips + ([np.ascontiguousarray(c[:, ::-1]) for c in chips] if mirror else [])
+        emb = l2_normalise(self.descriptors_from_chips(views)) if views else np.zeros((0, self.dim), np.float32)
+        n = len(chips)
+        return emb[:n], (emb[n:] if mirror else None)

@@ -1,0 +1,300 @@
+"""Command line of BENCHMARKS.md section 1.
+
+With ``--json`` every input produces exactly one JSON object on its own line of stdout; logs go
+to stderr. Exit status: 0 when every input was processed (an input with an error still counts
+and carries its error object), 1 when the command itself failed, 2 for bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from .errors import FasFinderError
+
+log = logging.getLogger("fasfinder")
+
+
+def _emit(obj: dict, as_json: bool, human: str | None = None) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+    else:
+        print(human if human is not None else json.dumps(obj, indent=2, ensure_ascii=False))
+
+
+def _service(args):
+    from .service import FasFinder
+    from .settings import Settings
+
+    settings = Settings.load()
+    if getattr(args, "engine", None):
+        settings.engine = args.engine
+    if getattr(args, "detector", None):
+        settings.detector = args.detector
+    if getattr(args, "no_flip", False):
+        settings.flip = False
+    if getattr(args, "no_liveness", False):
+        settings.liveness = False
+    if getattr(args, "refuse_spoof", False):
+        settings.refuse_spoof = True
+    if getattr(args, "all_faces", False):
+        settings.enroll_all_faces = True
+    from .engines import get_engine
+
+    get_engine(settings.engine)  # an unknown engine fails the command (exit 1), not each input
+    db = getattr(args, "db", None)
+    return FasFinder(db or settings.gallery, settings=settings)
+
+
+def _progress_printer(enabled: bool):
+    if not enabled:
+        return None
+
+    def progress(done: int, total: int, message: str) -> None:
+        sys.stderr.write(f"\r[{done}/{total}] {message[-60:]:<60}")
+        if done == total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return progress
+
+
+# -- commands ----------------------------------------------------------------------------
+def cmd_enroll(args) -> int:
+    ff = _service(args)
+    meta = json.loads(args.metadata) if args.metadata else None
+    try:
+        for res in ff.enroll(args.paths, label=args.label, label_from=args.label_from, case_id=args.case_id,
+                             metadata=meta, progress=_progress_printer(not args.json and sys.stderr.isatty())):
+            d = res.to_dict()
+            human = f"{res.path}: " + (f"record {res.record_id} as {res.label!r} ({res.faces} face(s) found)"
+                                       if not res.error else f"{res.error['code']}: {res.error['message']}")
+            _emit(d, args.json, human)
+    finally:
+        ff.close()
+    return 0
+
+
+def cmd_search(args) -> int:
+    ff = _service(args)
+    try:
+        for image in args.images:
+            res = ff.search(image, top_k=args.top)
+            d = res.to_dict()
+            if res.error:
+                human = f"{image}: {res.error['code']}: {res.error['message']}"
+            else:
+                lines = [f"{image}: {len(res.faces)} face(s)"]
+                for f in res.faces:
+                    lv = f" liveness={f.liveness.label}({f.liveness.score:.2f})" if f.liveness else ""
+                    lines.append(f"  face {f.index} box={list(f.box)}{lv}")
+                    for m in f.matches:
+                        conf = f"{m.confidence:.3f}" if m.confidence is not None else "n/a"
+                        lines.append(f"    #{m.rank} {m.label} sim={m.similarity:.3f} conf={conf} record={m.record_id}")
+                human = "\n".join(lines)
+            _emit(d, args.json, human)
+    finally:
+        ff.close()
+    return 0
+
+
+def cmd_liveness(args) -> int:
+    ff = _service(args)
+    for image in args.images:
+        res = ff.liveness(image)
+        d = res.to_dict(with_matches=False)
+        if res.error:
+            human = f"{image}: {res.error['code']}: {res.error['message']}"
+        else:
+            human = "\n".join(f"{image}: face {f.index} {f.liveness.label} (live score {f.liveness.score:.3f})"
+                              for f in res.faces)
+        _emit(d, args.json, human)
+    return 0
+
+
+def cmd_explain(args) -> int:
+    from .explain_io import write_explanations
+
+    ff = _service(args)
+    try:
+        report = write_explanations(ff, args.image, Path(args.out), with_matches=args.db is not None, top_k=args.top)
+    finally:
+        ff.close()
+    _emit(report, args.json)
+    return 0
+
+
+def cmd_engines(args) -> int:
+    from .engines import describe, engine_names, get_engine
+
+    for name in engine_names():
+        try:
+            info = get_engine(name).info()
+            info["description"] = describe(name)
+            info["error"] = None
+        except FasFinderError as exc:
+            info = {"name": name, "description": describe(name), "error": exc.to_dict()}
+        _emit(info, args.json, f"{name}: {info.get('description')} (dim {info.get('dim')})")
+    return 0
+
+
+def cmd_audit(args) -> int:
+    ff = _service(args)
+    for row in reversed(ff.gallery.audit_log(args.limit)):
+        _emit(row, args.json, f"{row['at']} {row['user']} {row['action']} {json.dumps(row['details'])}")
+    ff.close()
+    return 0
+
+
+def cmd_history(args) -> int:
+    ff = _service(args)
+    for row in ff.gallery.history(args.limit):
+        summary = {"id": row["id"], "created_at": row["created_at"], "user": row["user"], "query": row["query_path"],
+                   "engine": row["engine"], "results": row["results"]}
+        _emit(summary, args.json, f"{row['id']} {row['created_at']} {row['query_path']} "
+                                  f"({len(row['results'].get('faces', []))} face(s))")
+    ff.close()
+    return 0
+
+
+def cmd_eval(args) -> int:
+    progress = _progress_printer(sys.stderr.isatty())
+    if args.protocol == "lfw":
+        from .evaluation.lfw import evaluate_lfw
+
+        out = evaluate_lfw(args.lfw, engine=args.engine, flip=args.flip, progress=progress, limit=args.limit)
+    elif args.protocol == "ident":
+        from .evaluation.ident import evaluate_ident
+
+        out = evaluate_ident(args.lfw, engine=args.engine, progress=progress)
+    elif args.protocol == "fas":
+        from .evaluation.fas import evaluate_fas
+
+        out = evaluate_fas(args.nuaa, progress=progress)
+    elif args.protocol == "calibrate":
+        from .evaluation.calibrate import calibrate_engine
+
+        out = calibrate_engine(args.celeba, engine=args.engine, write=args.write, progress=progress)
+    else:  # robustness / ablation
+        try:
+            from .evaluation import robustness
+        except ImportError:
+            raise FasFinderError(f"eval {args.protocol}: not available in this build (needs the robustness module)",
+                                 code="not_available")
+        out = robustness.run_from_cli(args)
+    _emit(out, args.json)
+    return 0
+
+
+# -- parser ------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="main.py", description="FASFinder: offline face search with liveness and explanations. "
+                                "Without a command the desktop app opens.")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    def common(sp, db=True, engine=True):
+        sp.add_argument("--json", action="store_true", help="one JSON object per input on stdout")
+        if db:
+            sp.add_argument("--db", help="gallery file (default: the one in the settings)")
+        if engine:
+            sp.add_argument("--engine", help="embedding engine (see `engines`)")
+        sp.add_argument("--detector", choices=["hog", "cnn"], help="face detector")
+
+    sp = sub.add_parser("enroll", help="add images (folders recursively) to a gallery")
+    sp.add_argument("paths", nargs="+")
+    sp.add_argument("--label-from", choices=["parent", "stem"], default="parent")
+    sp.add_argument("--label", help="one label for all inputs (overrides --label-from)")
+    sp.add_argument("--case-id", help="case number stored with new persons")
+    sp.add_argument("--metadata", help="JSON object stored with new persons")
+    sp.add_argument("--all-faces", action="store_true", help="enroll every face, not only the largest")
+    sp.add_argument("--refuse-spoof", action="store_true", help="refuse faces the liveness check calls spoof")
+    common(sp)
+    sp.set_defaults(func=cmd_enroll)
+
+    sp = sub.add_parser("search", help="top-K matches for every face of each image")
+    sp.add_argument("images", nargs="+")
+    sp.add_argument("--top", type=int, default=5)
+    sp.add_argument("--no-liveness", action="store_true")
+    common(sp)
+    sp.set_defaults(func=cmd_search)
+
+    sp = sub.add_parser("liveness", help="face anti-spoofing verdict for every face")
+    sp.add_argument("images", nargs="+")
+    common(sp, db=False, engine=False)
+    sp.set_defaults(func=cmd_liveness)
+
+    sp = sub.add_parser("explain", help="Grad-CAM++ heatmaps, region importance and per-match maps")
+    sp.add_argument("image")
+    sp.add_argument("--out", required=True)
+    sp.add_argument("--top", type=int, default=5)
+    common(sp)
+    sp.set_defaults(func=cmd_explain)
+
+    sp = sub.add_parser("engines", help="installed engines and their model cards")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_engines)
+
+    sp = sub.add_parser("audit", help="the gallery's append-only audit log")
+    sp.add_argument("--limit", type=int)
+    common(sp, engine=False)
+    sp.set_defaults(func=cmd_audit)
+
+    sp = sub.add_parser("history", help="past queries and their results")
+    sp.add_argument("--limit", type=int, default=50)
+    common(sp, engine=False)
+    sp.set_defaults(func=cmd_history)
+
+    ev = sub.add_parser("eval", help="benchmark protocols of BENCHMARKS.md")
+    evs = ev.add_subparsers(dest="protocol", metavar="PROTOCOL", required=True)
+    e = evs.add_parser("lfw", help="protocol 2: LFW verification")
+    e.add_argument("--lfw", required=True)
+    e.add_argument("--engine")
+    e.add_argument("--flip", action="store_true")
+    e.add_argument("--limit", type=int, help="only the first N pairs (smoke runs)")
+    e.add_argument("--json", action="store_true")
+    e = evs.add_parser("ident", help="protocol 3: LFW identification")
+    e.add_argument("--lfw", required=True)
+    e.add_argument("--engine")
+    e.add_argument("--json", action="store_true")
+    e = evs.add_parser("fas", help="protocol 5: NUAA face anti-spoofing")
+    e.add_argument("--nuaa", required=True)
+    e.add_argument("--json", action="store_true")
+    e = evs.add_parser("calibrate", help="fit an engine's similarity->confidence calibration on CelebA")
+    e.add_argument("--celeba", required=True, help="folder holding celeba_subset/ and celeba_extra/")
+    e.add_argument("--engine")
+    e.add_argument("--write", action="store_true", help="store the result in the engine's model card")
+    e.add_argument("--json", action="store_true")
+    for name in ("robustness", "ablation"):
+        e = evs.add_parser(name, help="protocol 4")
+        e.add_argument("--json", action="store_true")
+        e.add_argument("rest", nargs=argparse.REMAINDER)
+    for e in evs.choices.values():
+        e.set_defaults(func=cmd_eval)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return args.func(args)
+    except FasFinderError as exc:
+        _emit({"error": exc.to_dict()}, getattr(args, "json", False), f"error: {exc.code}: {exc.message}")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # the command itself failed: one error object, no traceback on stdout
+        log.debug("command failed", exc_info=True)
+        _emit({"error": {"code": "internal", "message": f"{type(exc).__name__}: {exc}"}}, getattr(args, "json", False),
+              f"error: {type(exc).__name__}: {exc}")
+        return 1

@@ -1,0 +1,1 @@
+"""Benchmark protocols (BENCHMARKS.md)."""

@@ -1,0 +1,119 @@
+"""LFW files and the per-image embedding cache shared by protocols 2 and 3.
+
+Every LFW image goes through the product's own pipeline: detection (the face nearest the image
+centre when several are found), 68/5-point landmarks, the engine's aligned input. When no face
+is found the central 50% box is used and counted (BENCHMARKS.md section 2). Detections are
+cached once for all engines; embeddings (plain and mirrored views) once per engine, so the
+``--flip`` and plain evaluations and the identification protocol share one pass.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import BadArgument
+from ..faces import Face, FaceAnalyzer
+from ..imaging import load_image
+
+
+def cache_dir() -> Path:
+    override = os.environ.get("FASFINDER_CACHE_DIR")
+    if override:
+        return Path(override)
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("fasfinder", appauthor=False))
+
+
+def image_path(lfw_dir: Path, name: str, number: int) -> Path:
+    return lfw_dir / "images_deepfunneled" / name / f"{name}_{number:04d}.jpg"
+
+
+def read_pairs(lfw_dir: str | os.PathLike) -> list[tuple[Path, Path, bool, int]]:
+    """(image1, image2, same, fold) for the 6,000 pairs of View 2."""
+
+    lfw_dir = Path(lfw_dir)
+    pairs_file = lfw_dir / "pairs.txt"
+    if not pairs_file.is_file():
+        raise BadArgument(f"{pairs_file} not found: --lfw must be the LFW folder holding pairs.txt")
+    lines = pairs_file.read_text().split("\n")
+    n_folds, per = (int(x) for x in lines[0].split())
+    out = []
+    rows = [ln.split() for ln in lines[1:] if ln.strip()]
+    for i, r in enumerate(rows):
+        fold = i // (2 * per)
+        if len(r) == 3:
+            out.append((image_path(lfw_dir, r[0], int(r[1])), image_path(lfw_dir, r[0], int(r[2])), True, fold))
+        elif len(r) == 4:
+            out.append((image_path(lfw_dir, r[0], int(r[1])), image_path(lfw_dir, r[2], int(r[3])), False, fold))
+    if len(out) != n_folds * 2 * per:
+        raise BadArgument(f"{pairs_file}: expected {n_folds * 2 * per} pairs, read {len(out)}")
+    return out
+
+
+def central_box(h: int, w: int) -> tuple[int, int, int, int]:
+    return (w // 4, h // 4, w - w // 4, h - h // 4)
+
+
+def pick_central_face(faces: list[Face], h: int, w: int) -> Face | None:
+    if not faces:
+        return None
+    cx, cy = w / 2.0, h / 2.0
+    return min(faces, key=lambda f: ((f.box[0] + f.box[2]) / 2 - cx) ** 2 + ((f.box[1] + f.box[3]) / 2 - cy) ** 2)
+
+
+class EmbeddingCache:
+    """Per-image (plain, mirrored) embeddings of one engine, saved as ``.npz`` in the cache dir."""
+
+    def __init__(self, engine_name: str, tag: str = "lfw"):
+        self.path = cache_dir() / "eval" / f"{tag}-{engine_name}.npz"
+        self.meta_path = self.path.with_suffix(".json")
+        self.data: dict[str, tuple[np.ndarray, np.ndarray, bool]] = {}
+        self._lock = threading.Lock()
+        if self.path.is_file() and self.meta_path.is_file():
+            z = np.load(self.path)
+            keys = json.loads(self.meta_path.read_text())
+            for i, k in enumerate(keys["paths"]):
+                self.data[k] = (z["plain"][i], z["mirror"][i], bool(z["fallback"][i]))
+
+    def save(self) -> None:
+        with self._lock:
+            keys = list(self.data)
+            if not keys:
+                return
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(self.path.stem + ".tmp.npz")
+            np.savez(tmp, plain=np.stack([self.data[k][0] for k in keys]),
+                     mirror=np.stack([self.data[k][1] for k in keys]),
+                     fallback=np.array([self.data[k][2] for k in keys]))
+            os.replace(tmp, self.path)
+            self.meta_path.write_text(json.dumps({"paths": keys}))
+
+
+def embed_lfw_images(paths: list[Path], engine, *, progress=None, save_every: int = 250) -> EmbeddingCache:
+    """Fill (and return) the engine's cache for every path; resumable after an interruption."""
+
+    cache = EmbeddingCache(engine.name)
+    analyzer = FaceAnalyzer()
+    todo = [p for p in dict.fromkeys(str(p) for p in paths) if p not in cache.data]
+    total = len(todo)
+    for i, p in enumerate(todo):
+        img = load_image(p).pixels
+        h, w = img.shape[:2]
+        face = pick_central_face(analyzer.detect(img), h, w)
+        fallback = face is None
+        if fallback:
+            face = analyzer.face_at(img, central_box(h, w))
+        plain, mirror = engine.embed_views(img, [face], mirror=True)
+        cache.data[p] = (plain[0], mirror[0], fallback)
+        if progress:
+            progress(i + 1, total, p)
+        if (i + 1) % save_every == 0:
+            cache.save()
+    cache.save()
+    return cache

@@ -1,0 +1,95 @@
+"""Verification metrics: ROC, AUC, EER, TAR@FAR and the LFW 10-fold accuracy protocol."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def roc_curve(scores: np.ndarray, same: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(far, tar, thresholds) for "accept when score >= threshold", thresholds descending."""
+
+    scores = np.asarray(scores, dtype=np.float64)
+    same = np.asarray(same, dtype=bool)
+    order = np.argsort(-scores, kind="mergesort")
+    s, y = scores[order], same[order]
+    # Collapse ties: evaluate at the last index of each distinct score.
+    distinct = np.r_[np.where(np.diff(s))[0], len(s) - 1]
+    tp = np.cumsum(y)[distinct]
+    fp = np.cumsum(~y)[distinct]
+    pos, neg = max(int(y.sum()), 1), max(int((~y).sum()), 1)
+    tar = np.r_[0.0, tp / pos]
+    far = np.r_[0.0, fp / neg]
+    thr = np.r_[np.inf, s[distinct]]
+    return far, tar, thr
+
+
+def auc(scores, same) -> float:
+    far, tar, _ = roc_curve(scores, same)
+    return float(np.trapezoid(tar, far))
+
+
+def eer(scores, same) -> float:
+    far, tar, _ = roc_curve(scores, same)
+    frr = 1.0 - tar
+    i = int(np.argmin(np.abs(far - frr)))
+    # Linear interpolation between the two ROC points around the crossing.
+    if i + 1 < len(far) and (far[i] - frr[i]) * (far[i + 1] - frr[i + 1]) < 0:
+        d0, d1 = far[i] - frr[i], far[i + 1] - frr[i + 1]
+        t = d0 / (d0 - d1)
+        return float(far[i] + t * (far[i + 1] - far[i]))
+    return float((far[i] + frr[i]) / 2.0)
+
+
+def tar_at_far(scores, same, target_far: float) -> float:
+    far, tar, _ = roc_curve(scores, same)
+    ok = far <= target_far
+    return float(tar[ok].max()) if ok.any() else 0.0
+
+
+def best_threshold(scores, same) -> float:
+    """Threshold maximising accuracy of "same when score >= t" (midpoint between distinct scores)."""
+
+    scores = np.asarray(scores, dtype=np.float64)
+    same = np.asarray(same, dtype=bool)
+    s = np.unique(scores)
+    cands = np.r_[s[0] - 1e-6, (s[:-1] + s[1:]) / 2.0, s[-1] + 1e-6]
+    order = np.argsort(scores)
+    ss, yy = scores[order], same[order]
+    # accuracy(t) = (#same with score >= t + #diff with score < t) / n
+    idx = np.searchsorted(ss, cands, side="left")
+    same_below = np.r_[0, np.cumsum(yy)][idx]
+    diff_below = np.r_[0, np.cumsum(~yy)][idx]
+    correct = (yy.sum() - same_below) + diff_below
+    return float(cands[int(np.argmax(correct))])
+
+
+def kfold_accuracy(scores, same, folds) -> tuple[float, float, list[float]]:
+    """LFW protocol: threshold from the other 9 folds, accuracy on the held-out fold.
+
+    Returns (mean, standard error of the mean, per-fold accuracies).
+    """
+
+    scores = np.asarray(scores, dtype=np.float64)
+    same = np.asarray(same, dtype=bool)
+    folds = np.asarray(folds)
+    accs = []
+    for f in np.unique(folds):
+        test = folds == f
+        t = best_threshold(scores[~test], same[~test])
+        accs.append(float(((scores[test] >= t) == same[test]).mean()))
+    a = np.array(accs)
+    sem = float(a.std(ddof=1) / np.sqrt(len(a))) if len(a) > 1 else 0.0
+    return float(a.mean()), sem, accs
+
+
+def verification_report(scores, same, folds) -> dict:
+    acc, sem, per_fold = kfold_accuracy(scores, same, folds)
+    return {
+        "pairs": int(len(scores)),
+        "accuracy": round(acc, 5),
+        "accuracy_sem": round(sem, 5),
+        "auc": round(auc(scores, same), 5),
+        "eer": round(eer(scores, same), 5),
+        "tar_at_far_1e-3": round(tar_at_far(scores, same, 1e-3), 5),
+        "fold_accuracy": [round(x, 4) for x in per_fold],
+    }

@@ -1,0 +1,74 @@
+"""User settings (gallery location, engine, detector, thresholds), stored per user as JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from .imaging import DEFAULT_MAX_PIXELS
+
+
+def config_dir() -> Path:
+    override = os.environ.get("FASFINDER_CONFIG_DIR")
+    if override:
+        return Path(override)
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir("fasfinder", appauthor=False))
+
+
+def data_dir() -> Path:
+    override = os.environ.get("FASFINDER_DATA_DIR")
+    if override:
+        return Path(override)
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("fasfinder", appauthor=False))
+
+
+def default_gallery_path() -> Path:
+    return data_dir() / "gallery.db"
+
+
+@dataclass
+class Settings:
+    gallery: str = ""
+    engine: str = "dlib-resnet"
+    detector: str = "hog"  # "hog" | "cnn"
+    upsample: int | None = None  # None: chosen by image size
+    top_k: int = 5
+    flip: bool = True  # flip test-time augmentation for embeddings
+    liveness: bool = True  # run the FAS model on every face when installed
+    refuse_spoof: bool = False  # enrollment refuses faces judged spoof
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    enroll_all_faces: bool = False  # enroll every face of an image instead of the largest
+
+    def __post_init__(self) -> None:
+        if not self.gallery:
+            self.gallery = str(default_gallery_path())
+
+    @classmethod
+    def path(cls) -> Path:
+        return config_dir() / "settings.json"
+
+    @classmethod
+    def load(cls) -> "Settings":
+        p = cls.path()
+        try:
+            raw = json.loads(p.read_text(encoding="utf-8")) if p.is_file() else {}
+        except (OSError, json.JSONDecodeError):
+            raw = {}
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in raw.items() if k in known})
+
+    def save(self) -> None:
+        p = self.path()
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
+        os.replace(tmp, p)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
