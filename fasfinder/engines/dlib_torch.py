@@ -26,7 +26,6 @@ used here (checked against the file and against dlib's output, see ``docs/result
 
 from __future__ import annotations
 
-import copy
 import threading
 from dataclasses import dataclass
 from pathlib import Path
