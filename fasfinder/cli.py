@@ -178,7 +178,8 @@ def cmd_eval(args) -> int:
     elif args.protocol == "calibrate":
         from .evaluation.calibrate import calibrate_engine
 
-        out = calibrate_engine(args.celeba, engine=args.engine, write=args.write, progress=progress)
+        out = calibrate_engine(args.celeba, engine=args.engine, write=args.write, progress=progress,
+                               cards=tuple(args.cards.split(",")) if args.cards else None)
     else:  # robustness / ablation
         try:
             from .evaluation import robustness
@@ -268,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--celeba", required=True, help="folder holding celeba_subset/ and celeba_extra/")
     e.add_argument("--engine")
     e.add_argument("--write", action="store_true", help="store the result in the engine's model card")
+    e.add_argument("--cards", help="comma-separated model cards to write (default: the engine's own)")
     e.add_argument("--json", action="store_true")
     for name in ("robustness", "ablation"):
         e = evs.add_parser(name, help="protocol 4")

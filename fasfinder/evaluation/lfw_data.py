@@ -95,25 +95,67 @@ class EmbeddingCache:
             self.meta_path.write_text(json.dumps({"paths": keys}))
 
 
-def embed_lfw_images(paths: list[Path], engine, *, progress=None, save_every: int = 250) -> EmbeddingCache:
-    """Fill (and return) the engine's cache for every path; resumable after an interruption."""
+class DetectionCache:
+    """The chosen face of every evaluated image (shared by all engines), saved as ``.npz``."""
 
-    cache = EmbeddingCache(engine.name)
+    def __init__(self, tag: str = "lfw"):
+        self.path = cache_dir() / "eval" / f"{tag}-detections.npz"
+        self.data: dict[str, tuple[Face, bool]] = {}
+        if self.path.is_file():
+            z = np.load(self.path, allow_pickle=False)
+            for i, k in enumerate(z["paths"]):
+                face = Face(box=tuple(int(v) for v in z["boxes"][i]), landmarks=z["landmarks"][i],
+                            shape5=z["shape5"][i], score=float(z["scores"][i]), detector=str(z["detectors"][i]))
+                self.data[str(k)] = (face, bool(z["fallback"][i]))
+
+    def save(self) -> None:
+        keys = list(self.data)
+        if not keys:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        faces = [self.data[k][0] for k in keys]
+        tmp = self.path.with_name(self.path.stem + ".tmp.npz")
+        np.savez(tmp, paths=np.array(keys), boxes=np.array([f.box for f in faces]),
+                 landmarks=np.stack([f.landmarks for f in faces]), shape5=np.stack([f.shape5 for f in faces]),
+                 scores=np.array([f.score for f in faces]), detectors=np.array([f.detector for f in faces]),
+                 fallback=np.array([self.data[k][1] for k in keys]))
+        os.replace(tmp, self.path)
+
+    def face(self, path: str, img: np.ndarray, analyzer: FaceAnalyzer) -> tuple[Face, bool]:
+        """The face nearest the centre, or the central 50% box (``fallback`` True) when none is found."""
+
+        if path not in self.data:
+            h, w = img.shape[:2]
+            face = pick_central_face(analyzer.detect(img), h, w)
+            fallback = face is None
+            if fallback:
+                face = analyzer.face_at(img, central_box(h, w))
+            self.data[path] = (face, fallback)
+        return self.data[path]
+
+
+def embed_images(paths: list, engine, *, tag: str = "lfw", progress=None, save_every: int = 250) -> EmbeddingCache:
+    """Fill (and return) the engine's embedding cache for every path; resumable after an interruption."""
+
+    cache = EmbeddingCache(engine.name, tag=tag)
+    detections = DetectionCache(tag)
     analyzer = FaceAnalyzer()
     todo = [p for p in dict.fromkeys(str(p) for p in paths) if p not in cache.data]
     total = len(todo)
     for i, p in enumerate(todo):
         img = load_image(p).pixels
-        h, w = img.shape[:2]
-        face = pick_central_face(analyzer.detect(img), h, w)
-        fallback = face is None
-        if fallback:
-            face = analyzer.face_at(img, central_box(h, w))
+        face, fallback = detections.face(p, img, analyzer)
         plain, mirror = engine.embed_views(img, [face], mirror=True)
         cache.data[p] = (plain[0], mirror[0], fallback)
         if progress:
             progress(i + 1, total, p)
         if (i + 1) % save_every == 0:
             cache.save()
+            detections.save()
     cache.save()
+    detections.save()
     return cache
+
+
+def embed_lfw_images(paths: list[Path], engine, *, progress=None) -> EmbeddingCache:
+    return embed_images(paths, engine, tag="lfw", progress=progress)
