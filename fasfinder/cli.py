@@ -150,6 +150,35 @@ def cmd_audit(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    ff = _service(args)
+    try:
+        summary = ff.gallery.export(args.out, labels=args.label, case_ids=args.case_id)
+    finally:
+        ff.close()
+    _emit(dict(summary, error=None), args.json,
+          f"{summary['path']}: {summary['persons']} person(s), {summary['images']} image(s), {summary['faces']} face(s), "
+          f"sha256 {summary['sha256']}")
+    return 0
+
+
+def cmd_import(args) -> int:
+    ff = _service(args)
+    try:
+        for path in args.files:
+            try:
+                d = dict(ff.gallery.import_file(path), error=None)
+                human = (f"{path}: {d['images']} image(s) imported, {d['duplicates']} already enrolled, "
+                         f"{d['persons_created']} new person(s)")
+            except FasFinderError as exc:
+                d = {"path": path, "images": 0, "duplicates": 0, "faces": 0, "persons_created": 0, "error": exc.to_dict()}
+                human = f"{path}: {exc.code}: {exc.message}"
+            _emit(d, args.json, human)
+    finally:
+        ff.close()
+    return 0
+
+
 def cmd_history(args) -> int:
     ff = _service(args)
     for row in ff.gallery.history(args.limit):
@@ -244,6 +273,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--limit", type=int)
     common(sp, engine=False)
     sp.set_defaults(func=cmd_audit)
+
+    sp = sub.add_parser("export", help="write the gallery (or selected persons/cases) to one verifiable file")
+    sp.add_argument("out", help="export file to write (zip)")
+    sp.add_argument("--label", action="append", help="only this person (repeatable)")
+    sp.add_argument("--case-id", action="append", help="only persons with this case id (repeatable)")
+    common(sp, engine=False)
+    sp.set_defaults(func=cmd_export)
+
+    sp = sub.add_parser("import", help="verify and import export files (all or nothing per file)")
+    sp.add_argument("files", nargs="+")
+    common(sp, engine=False)
+    sp.set_defaults(func=cmd_import)
 
     sp = sub.add_parser("history", help="past queries and their results")
     sp.add_argument("--limit", type=int, default=50)

@@ -64,6 +64,13 @@ def _invalid(msg: str) -> GalleryError:
 def export_gallery(gallery, out_path, *, labels=None, case_ids=None) -> dict:
     """Write the selected persons (all when no filter) with their images, faces and embeddings."""
 
+    try:
+        return _export(gallery, out_path, labels=labels, case_ids=case_ids)
+    except OSError as exc:
+        raise GalleryError(f"{out_path}: cannot write the export ({exc})", code="io_error") from exc
+
+
+def _export(gallery, out_path, *, labels=None, case_ids=None) -> dict:
     out_path = Path(out_path)
     labels = list(labels or [])
     case_ids = list(case_ids or [])
