@@ -19,13 +19,20 @@ TOL = 1e-4
 
 
 @pytest.fixture(scope="module")
-def astronaut_chips():
+def analyzer():
+    from fasfinder.faces import FaceAnalyzer
+
+    return FaceAnalyzer()
+
+
+@pytest.fixture(scope="module")
+def astronaut_chips(analyzer):
     from skimage import data
 
-    from fasfinder.faces import FaceAnalyzer, face_chip
+    from fasfinder.faces import face_chip
 
     rgb = data.astronaut()
-    faces = FaceAnalyzer().detect(rgb)
+    faces = analyzer.detect(rgb)
     assert faces, "dlib finds the astronaut's face"
     chips = [face_chip(rgb, f) for f in faces]
     return rgb, faces, chips + [np.ascontiguousarray(c[:, ::-1]) for c in chips]
@@ -102,11 +109,11 @@ def test_converted_tensors_cache_roundtrip(tmp_path, monkeypatch):
 
 
 @pytest.mark.skipif(not LFW.is_dir(), reason=f"LFW not found at {LFW} (shared data absent)")
-def test_parity_on_lfw_sample(dlib_ref):
-    from fasfinder.faces import FaceAnalyzer, face_chip
+def test_parity_on_lfw_sample(dlib_ref, analyzer):
+    from fasfinder.faces import face_chip
     from fasfinder.imaging import load_image
 
-    fa = FaceAnalyzer()
+    fa = analyzer
     chips = []
     for f in sorted(LFW.glob("*/*.jpg"))[:3]:
         rgb = load_image(f).pixels
