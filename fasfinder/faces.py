@@ -129,6 +129,7 @@ class FaceAnalyzer:
             if not found and s.fallback:
                 if s.detector == "hog" and up < 2 and max(wh, ww) <= 1200:
                     found = self._raw_detect(work, "hog", up + 1)
+                    used = f"hog-up{up + 1}"
                 if not found and s.detector == "hog":
                     found = self._raw_detect(work, "cnn", 1 if max(wh, ww) <= 600 else 0)
                     used = "cnn"

@@ -35,7 +35,7 @@ def default_gallery_path() -> Path:
 @dataclass
 class Settings:
     gallery: str = ""
-    engine: str = "dlib-resnet"
+    engine: str = "dlib-resnet-torch"  # bit-exact PyTorch port of dlib-resnet: batched, explainable
     detector: str = "hog"  # "hog" | "cnn"
     upsample: int | None = None  # None: chosen by image size
     top_k: int = 5

@@ -17,7 +17,7 @@ _DESCRIPTIONS: dict[str, str] = {}
 _INSTANCES: dict[str, Engine] = {}
 _LOCK = threading.Lock()
 
-DEFAULT_ENGINE = "dlib-resnet"
+DEFAULT_ENGINE = "dlib-resnet-torch"
 
 
 def register(name: str, factory: Callable[[], Engine], description: str = "") -> None:
