@@ -101,20 +101,31 @@ class DetectionCache:
     def __init__(self, tag: str = "lfw"):
         self.path = cache_dir() / "eval" / f"{tag}-detections.npz"
         self.data: dict[str, tuple[Face, bool]] = {}
-        if self.path.is_file():
+        self._merge_from_disk()
+
+    def _merge_from_disk(self) -> None:
+        """Add entries another process saved (two evaluations may fill the cache at once)."""
+
+        if not self.path.is_file():
+            return
+        try:
             z = np.load(self.path, allow_pickle=False)
             for i, k in enumerate(z["paths"]):
-                face = Face(box=tuple(int(v) for v in z["boxes"][i]), landmarks=z["landmarks"][i],
-                            shape5=z["shape5"][i], score=float(z["scores"][i]), detector=str(z["detectors"][i]))
-                self.data[str(k)] = (face, bool(z["fallback"][i]))
+                if str(k) not in self.data:
+                    face = Face(box=tuple(int(v) for v in z["boxes"][i]), landmarks=z["landmarks"][i],
+                                shape5=z["shape5"][i], score=float(z["scores"][i]), detector=str(z["detectors"][i]))
+                    self.data[str(k)] = (face, bool(z["fallback"][i]))
+        except (OSError, ValueError, KeyError):
+            pass  # a damaged cache is recomputed
 
     def save(self) -> None:
+        self._merge_from_disk()
         keys = list(self.data)
         if not keys:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         faces = [self.data[k][0] for k in keys]
-        tmp = self.path.with_name(self.path.stem + ".tmp.npz")
+        tmp = self.path.with_name(f"{self.path.stem}.{os.getpid()}.tmp.npz")
         np.savez(tmp, paths=np.array(keys), boxes=np.array([f.box for f in faces]),
                  landmarks=np.stack([f.landmarks for f in faces]), shape5=np.stack([f.shape5 for f in faces]),
                  scores=np.array([f.score for f in faces]), detectors=np.array([f.detector for f in faces]),
@@ -134,13 +145,19 @@ class DetectionCache:
         return self.data[path]
 
 
-def embed_images(paths: list, engine, *, tag: str = "lfw", progress=None, save_every: int = 250) -> EmbeddingCache:
-    """Fill (and return) the engine's embedding cache for every path; resumable after an interruption."""
+def embed_images(paths: list, engine, *, tag: str = "lfw", progress=None, save_every: int = 100) -> EmbeddingCache:
+    """Fill (and return) the engine's embedding cache for every path; resumable after an interruption.
+
+    ``FASFINDER_EVAL_REVERSE=1`` walks the images in reverse order, so that two evaluations of
+    different engines started together share the detection cache instead of repeating detections.
+    """
 
     cache = EmbeddingCache(engine.name, tag=tag)
     detections = DetectionCache(tag)
     analyzer = FaceAnalyzer()
     todo = [p for p in dict.fromkeys(str(p) for p in paths) if p not in cache.data]
+    if os.environ.get("FASFINDER_EVAL_REVERSE") == "1":
+        todo.reverse()
     total = len(todo)
     for i, p in enumerate(todo):
         img = load_image(p).pixels
