@@ -7,8 +7,8 @@ truncation at a random length, header corruption (random bytes over the first 2-
 zeroed ranges, duplicated/shuffled chunks, appended garbage, and combinations.
 
 Every input goes through ``fasfinder.imaging.load_image`` and then ``FasFinder.enroll_one`` (which
-loads again, runs ``FaceAnalyzer.detect`` - the same analyzer object - embeds with dlib-resnet and
-writes the gallery). Liveness and flip are switched off to keep the run short (they only run on
+loads again, runs ``FaceAnalyzer.detect`` - the same analyzer object - embeds with dlib-resnet, or
+with ``--engine pixelhash`` the test-only engine of kill_test.py, and writes the gallery). Liveness and flip are switched off to keep the run short (they only run on
 faces that decoded and were detected). Outcome per input: ``ok``, a typed error code
 (FasFinderError), or ``crash`` (any other exception, or the worker process dying, e.g. a segfault
 in a native decoder: a supervisor restarts the worker after the input that killed it).
@@ -93,7 +93,14 @@ def worker(args) -> int:
     from fasfinder.service import FasFinder
     from fasfinder.settings import Settings
 
-    settings = Settings(gallery=str(Path(args.workdir) / "fuzz.db"), liveness=False, flip=False)
+    engine = "dlib-resnet"
+    if args.engine == "pixelhash":
+        sys.path.insert(0, str(REPO / "bench"))
+        from kill_test import ENGINE, register_test_engine
+
+        register_test_engine()
+        engine = ENGINE
+    settings = Settings(gallery=str(Path(args.workdir) / "fuzz.db"), liveness=False, flip=False, engine=engine)
     ff = FasFinder(settings.gallery, settings=settings)
     base = seeds()
     tmpdir = Path(args.workdir) / "files"
@@ -136,7 +143,7 @@ def supervise(args) -> int:
     start = 0
     while start < args.n:
         cmd = [sys.executable, __file__, "--worker", "--start", str(start), "--n", str(args.n), "--seed", str(args.seed),
-               "--workdir", str(work), "--log", str(log)]
+               "--workdir", str(work), "--log", str(log), "--engine", args.engine]
         rc = subprocess.call(cmd, env=dict(os.environ, OMP_NUM_THREADS="1"))
         done = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
         last = done[-1]["i"] if done else start - 1
@@ -155,7 +162,7 @@ def supervise(args) -> int:
         "inputs": len(rows), "seconds": round(time.time() - t0, 1), "crashes": len(crashes),
         "hard_crashes": len(hard), "load": dict(load.most_common()), "enroll": dict(enroll.most_common()),
         "ops": dict(Counter(r.get("ops", "?") for r in rows).most_common(12)),
-        "crash_examples": crashes[:5], "seed": args.seed,
+        "crash_examples": crashes[:5], "seed": args.seed, "engine": args.engine,
     }
     text = json.dumps(summary, indent=1)
     if args.out:
@@ -169,6 +176,9 @@ def main(argv=None) -> int:
     ap.add_argument("--n", type=int, default=10_000)
     ap.add_argument("--seed", type=int, default=2024)
     ap.add_argument("--workdir")
+    ap.add_argument("--engine", choices=["dlib-resnet", "pixelhash"], default="dlib-resnet",
+                    help="pixelhash: the test-only sha256-of-pixels engine of kill_test.py (skips the ~0.3 s dlib "
+                         "embedding of each detected face; load and detection unchanged)")
     ap.add_argument("--out")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--start", type=int, default=0, help=argparse.SUPPRESS)
