@@ -1,0 +1,56 @@
+"""``cam-vector``: the seed system's retrieval variant, measured as an engine.
+
+The face's Grad-CAM++ heatmap (the definition of :mod:`fasfinder.heatmap_models.heatmap`:
+``dlib-resnet-torch`` at ``level2``, self target, on dlib's 150 px chip) resized to 128 x 128,
+flattened to 16,384 values and L2-normalised; matching is cosine similarity. The mirror view is
+the mirrored map. It encodes *where* the matcher looks, not *who* the face is -- see
+docs/results/heatmap_models.md for how it compares.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..faces import Face, face_chip
+from .base import Engine, l2_normalise
+
+NAME = "cam-vector"
+SIDE = 128
+
+
+class CamVectorEngine(Engine):
+    name = NAME
+    dim = SIDE * SIDE
+    card_name = NAME
+
+    def maps(self, rgb: np.ndarray, faces: list[Face]) -> np.ndarray:
+        import cv2
+
+        from ..heatmap_models.heatmap import default_cam
+
+        maps, _ = default_cam()([face_chip(rgb, f) for f in faces])
+        return np.stack([cv2.resize(m, (SIDE, SIDE), interpolation=cv2.INTER_AREA) for m in maps])
+
+    def embed_views(self, rgb: np.ndarray, faces: list[Face], *, mirror: bool = True):
+        if not faces:
+            empty = np.zeros((0, self.dim), dtype=np.float32)
+            return empty, (empty if mirror else None)
+        m = self.maps(rgb, faces)
+        plain = l2_normalise(m.reshape(len(faces), -1))
+        mirrored = l2_normalise(np.ascontiguousarray(m[:, :, ::-1]).reshape(len(faces), -1)) if mirror else None
+        return plain, mirrored
+
+    def card(self) -> dict:
+        from ..modelfiles import load_card
+
+        try:
+            return load_card(NAME)
+        except Exception:
+            return {"name": NAME, "based_on": "dlib-resnet-torch"}
+
+
+def register_engines(register) -> None:
+    register(NAME, CamVectorEngine, "Grad-CAM++ heatmap of dlib-resnet-torch as a 16,384-d vector (the seed's retrieval variant)")
+
+
+__all__ = ["CamVectorEngine", "register_engines"]

@@ -1,0 +1,240 @@
+"""Training data: split, the ``.npy`` cache (crops, heatmaps, teacher embeddings), augmentation.
+
+Split (BENCHMARKS.md section 4): per identity of ``celeba_subset`` the first 6 images by file name
+train and the last 2 validate; every ``celeba_extra`` crop (same 244 identities) trains. LFW is
+never read here.
+
+Cache (never in the repository; default ``<user cache>/fasfinder/heatmap_train``): for every image
+whose face is found, dlib's aligned 150 px chip resized to ``size`` (``crops.npy``, uint8), the
+heatmap of :mod:`.heatmap` at the same size (``heat.npy``, float16), the teacher's (dlib port's)
+L2-normalised embeddings of the chip and its mirror (``teacher.npy``, ``teacher_mirror.npy``) and
+``meta.json`` (files, labels, split, source, detector). Built in shards so that two processes can
+share the work; :func:`load_cache` merges them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..faces import DetectorSettings, FaceAnalyzer, face_chip
+from .heatmap import FastCam, chip_to_input
+
+DATA_ROOT = Path(os.environ.get("FASFINDER_DATA", "/work/shared/data"))
+
+
+def default_cache_dir() -> Path:
+    override = os.environ.get("FASFINDER_HEATMAP_CACHE")
+    if override:
+        return Path(override)
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("fasfinder", appauthor=False)) / "heatmap_train"
+
+
+def _read_ids(path: Path) -> list[tuple[str, int]]:
+    out = []
+    for line in path.read_text().split("\n"):
+        parts = line.split()
+        if len(parts) == 2:
+            out.append((parts[0], int(parts[1])))
+    return out
+
+
+def list_images(data_root: Path = DATA_ROOT) -> list[dict]:
+    """Every training/validation image: ``{"path", "identity", "split", "source"}``."""
+
+    subset = data_root / "celeba_subset"
+    extra = data_root / "celeba_extra"
+    by_id: dict[int, list[str]] = {}
+    for name, ident in _read_ids(subset / "identity_CelebA_subset.txt"):
+        by_id.setdefault(ident, []).append(name)
+    items = []
+    for ident, names in sorted(by_id.items()):
+        names = sorted(names)
+        for k, name in enumerate(names):
+            split = "train" if k < len(names) - 2 else "val"
+            items.append({"path": str(subset / "Celeb" / name), "identity": ident, "split": split, "source": "celeba_subset"})
+    if (extra / "identity_CelebA_extra.txt").is_file():
+        for name, ident in sorted(_read_ids(extra / "identity_CelebA_extra.txt")):
+            if ident in by_id:
+                items.append({"path": str(extra / "Celeb" / name), "identity": ident, "split": "train", "source": "celeba_extra"})
+    return items
+
+
+def prepare_shard(cache_dir: Path, shard: int, n_shards: int, size: int = 112, data_root: Path = DATA_ROOT,
+                  progress: bool = True) -> Path:
+    """Detect, align, compute heatmaps and teacher embeddings for shard ``shard`` of ``n_shards``."""
+
+    import cv2
+    import torch
+
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    out = cache_dir / f"shard{shard}of{n_shards}-{size}.npz"
+    if out.is_file():
+        return out
+    items = list_images(data_root)[shard::n_shards]
+    # celeba_extra crops are centred on dlib's HOG box (side = crop side / 2.2, SOURCE.md), so the
+    # box is known and only the landmarks are computed there; the in-the-wild celeba_subset images
+    # are searched with HOG (no upsampling first: their faces are large; then upsampling 1).
+    analyzer = FaceAnalyzer(DetectorSettings(upsample=0, fallback=False))
+    analyzer_up = FaceAnalyzer(DetectorSettings(upsample=1, fallback=False))
+    cam = FastCam()
+    kept, chips, dets = [], [], []
+    t0 = time.time()
+    for i, it in enumerate(items):
+        bgr = cv2.imread(it["path"])
+        if bgr is None:
+            continue
+        rgb = np.ascontiguousarray(bgr[:, :, ::-1])
+        if it["source"] == "celeba_extra":
+            h, w = rgb.shape[:2]
+            s = min(h, w) / 2.2
+            box = (int(round(w / 2 - s / 2)), int(round(h / 2 - s / 2)), int(round(w / 2 + s / 2)), int(round(h / 2 + s / 2)))
+            faces = [analyzer.face_at(rgb, box, detector="source-box")]
+        else:
+            faces = analyzer.detect(rgb) or analyzer_up.detect(rgb)
+        det = faces[0].detector if faces else ""
+        if not faces:
+            continue
+        kept.append(it)
+        dets.append(det)
+        chips.append(face_chip(rgb, faces[0]))
+        if progress and (i + 1) % 200 == 0:
+            print(f"shard {shard}: detected {i + 1}/{len(items)} ({time.time() - t0:.0f}s)", flush=True)
+    chips_arr = np.stack(chips)
+    heat, desc = cam(chips_arr)
+    with torch.inference_mode():
+        mirror = np.ascontiguousarray(chips_arr[:, :, ::-1])
+        desc_m = np.concatenate([cam.model(cam.model.preprocess(mirror[s : s + 64])).numpy() for s in range(0, len(mirror), 64)])
+
+    def unit(x):
+        return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+    np.savez(
+        out.with_suffix(".tmp.npz"),
+        crops=np.stack([chip_to_input(c, size) for c in chips_arr]),
+        heat=np.stack([chip_to_input(m, size) for m in heat]).astype(np.float16),
+        teacher=unit(desc),
+        teacher_mirror=unit(desc_m),
+        meta=np.array(json.dumps({"items": kept, "detector": dets, "listed": len(items)})),
+    )
+    out.with_suffix(".tmp.npz").replace(out)
+    if progress:
+        print(f"shard {shard}: done {len(kept)}/{len(items)} faces in {time.time() - t0:.0f}s", flush=True)
+    return out
+
+
+def build_cache(cache_dir: Path, n_shards: int, size: int = 112) -> Path:
+    """Merge shards into ``.npy`` files (crops, heat, teacher, teacher_mirror) and ``meta.json``."""
+
+    cache_dir = Path(cache_dir)
+    final = cache_dir / f"train-{size}"
+    if (final / "meta.json").is_file():
+        return final
+    parts = [np.load(cache_dir / f"shard{s}of{n_shards}-{size}.npz") for s in range(n_shards)]
+    final.mkdir(parents=True, exist_ok=True)
+    for key in ("crops", "heat", "teacher", "teacher_mirror"):
+        np.save(final / f"{key}.npy", np.concatenate([p[key] for p in parts]))
+    items, dets, listed = [], [], 0
+    for p in parts:
+        m = json.loads(str(p["meta"]))
+        items += m["items"]
+        dets += m["detector"]
+        listed += m["listed"]
+    ids = sorted({it["identity"] for it in items})
+    index = {ident: k for k, ident in enumerate(ids)}
+    meta = {
+        "size": size,
+        "listed": listed,
+        "kept": len(items),
+        "identities": ids,
+        "labels": [index[it["identity"]] for it in items],
+        "split": [it["split"] for it in items],
+        "source": [it["source"] for it in items],
+        "path": [it["path"] for it in items],
+        "detector": dets,
+    }
+    (final / "meta.json").write_text(json.dumps(meta))
+    return final
+
+
+def load_cache(path: Path) -> dict:
+    path = Path(path)
+    meta = json.loads((path / "meta.json").read_text())
+    out = {k: np.load(path / f"{k}.npy") for k in ("crops", "heat", "teacher", "teacher_mirror")}
+    out["labels"] = np.array(meta["labels"], dtype=np.int64)
+    out["split"] = np.array(meta["split"])
+    out["meta"] = meta
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# Augmentation (batched, on tensors; the heatmap channel moves with the pixels)
+# ------------------------------------------------------------------------------------------
+def augment(x, generator, *, scale=(0.7, 1.0), ratio=(0.85, 1.18), max_rot=12.0, jitter=0.3,
+            blur_p=0.2, erase_p=0.4, flip_p=0.5):
+    """x: (n, c, h, w) float in [0, 1] (RGB first, optional heatmap last). Returns (x', flipped).
+
+    Random resized crop + rotation (one affine warp of all channels), horizontal flip, colour
+    jitter (brightness, contrast, saturation; RGB only), Gaussian blur (RGB only), random erasing
+    (RGB zeroed in a rectangle; the heatmap is left as it was computed on the intact face).
+    """
+
+    import math
+
+    import torch
+    import torch.nn.functional as F
+
+    n, c, h, w = x.shape
+    g = generator
+
+    def U(lo, hi, *shape):
+        return lo + (hi - lo) * torch.rand(*(shape or (n,)), generator=g)
+
+    area = U(*scale)
+    logr = U(math.log(ratio[0]), math.log(ratio[1]))
+    ar = torch.exp(logr)
+    sx = torch.sqrt(area * ar).clamp(max=1.0)
+    sy = torch.sqrt(area / ar).clamp(max=1.0)
+    tx = (1 - sx) * U(-1, 1)
+    ty = (1 - sy) * U(-1, 1)
+    ang = U(-max_rot, max_rot) * math.pi / 180
+    flip = torch.rand(n, generator=g) < flip_p
+    fx = torch.where(flip, -1.0, 1.0)
+    cos, sin = torch.cos(ang), torch.sin(ang)
+    theta = torch.stack(
+        [torch.stack([cos * sx * fx, -sin * sy, tx], 1), torch.stack([sin * sx * fx, cos * sy, ty], 1)], 1
+    )
+    grid = F.affine_grid(theta, (n, c, h, w), align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    rgb = x[:, :3]
+    b = U(1 - jitter, 1 + jitter).view(n, 1, 1, 1)
+    ct = U(1 - jitter, 1 + jitter).view(n, 1, 1, 1)
+    sat = U(1 - jitter, 1 + jitter).view(n, 1, 1, 1)
+    rgb = rgb * b
+    mean = rgb.mean(dim=(1, 2, 3), keepdim=True)
+    rgb = (rgb - mean) * ct + mean
+    grey = (0.299 * rgb[:, 0:1] + 0.587 * rgb[:, 1:2] + 0.114 * rgb[:, 2:3])
+    rgb = (rgb - grey) * sat + grey
+    blur = torch.rand(n, generator=g) < blur_p
+    if blur.any():
+        k = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0]) / 16
+        kern = (k[:, None] * k[None, :]).expand(3, 1, 5, 5)
+        rgb[blur] = F.conv2d(F.pad(rgb[blur], (2, 2, 2, 2), mode="replicate"), kern, groups=3)
+    erase = torch.rand(n, generator=g) < erase_p
+    for i in torch.nonzero(erase).flatten().tolist():
+        ea = float(U(0.02, 0.2, 1)) * h * w
+        er = math.exp(float(U(math.log(0.3), math.log(3.3), 1)))
+        eh, ew = int(round(math.sqrt(ea * er))), int(round(math.sqrt(ea / er)))
+        if 0 < eh < h and 0 < ew < w:
+            y0 = int(torch.randint(0, h - eh, (1,), generator=g))
+            x0 = int(torch.randint(0, w - ew, (1,), generator=g))
+            rgb[i, :, y0 : y0 + eh, x0 : x0 + ew] = 0.0
+    x = torch.cat([rgb.clamp(0, 1), x[:, 3:]], 1)
+    return x, flip

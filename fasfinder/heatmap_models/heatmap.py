@@ -1,0 +1,141 @@
+"""The heatmap channel and the input crops, identical at training and at query time.
+
+Definition (for any face, seen in training or not): Grad-CAM++ of the PyTorch port of dlib's
+ResNet (``dlib-resnet-torch``) at its layer ``level2`` (8 x 8 cells on the 150 px chip), target =
+the projection of the face's embedding on its own detached unit direction (the class-agnostic
+"self" target of :mod:`fasfinder.explain`), ReLU, min-max normalised to [0, 1], resized to the
+150 px chip (bilinear) and normalised again -- exactly ``explain_face(rgb, face).chip_heatmap``
+(pytorch-grad-cam 1.5.7's GradCAMPlusPlus), but computed here with the affine layers folded into
+the convolutions, gradients only from ``level2`` upwards and batched, which is several times
+faster. The chip map is then resized to the model's input (``size`` x ``size``, area
+interpolation) like the RGB crop, which is dlib's aligned 150 px chip resized the same way, so
+pixels and heatmap stay registered. The mirror view uses the mirrored heatmap (as the training
+augmentation does when it flips an image).
+
+Teacher embeddings for distillation come out of the same forward pass.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from ..faces import CHIP_SIZE, Face, face_chip
+
+LAYER = "level2"
+HEATMAP_DEFINITION = (
+    "Grad-CAM++ of dlib-resnet-torch at layer level2, self-projection target "
+    "<f(x), f(x0)/|f(x0)|>, ReLU, min-max to [0,1], bilinear to the 150 px dlib chip, "
+    "min-max again (= fasfinder.explain.explain_face(...).chip_heatmap), then INTER_AREA-resized "
+    "to the model input; mirror view = mirrored map"
+)
+
+
+def chip_to_input(chip: np.ndarray, size: int) -> np.ndarray:
+    """A 150 px chip (RGB uint8 or a float heatmap) resized to the model input size."""
+
+    import cv2
+
+    if chip.shape[0] == size:
+        return chip
+    return cv2.resize(chip, (size, size), interpolation=cv2.INTER_AREA)
+
+
+def _scale(cam: np.ndarray) -> np.ndarray:
+    cam = cam - cam.min()
+    return cam / (1e-7 + cam.max())
+
+
+class FastCam:
+    """Batched Grad-CAM++ (self target) + teacher descriptors from the fused dlib port."""
+
+    def __init__(self, model=None, layer: str = LAYER):
+        import torch
+
+        from ..engines.dlib_torch import STAGES, load_model
+
+        self.model = (model or load_model(fused=True)).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        names = [s[0] for s in STAGES]
+        if layer not in names:
+            raise ValueError(f"unknown layer {layer!r}")
+        i = names.index(layer)
+        self.head_stages, self.tail_stages = names[: i + 1], names[i + 1 :]
+        self.layer = layer
+        self._lock = threading.Lock()
+        self._torch = torch
+
+    def _head(self, x):
+        F = self._torch.nn.functional
+        m = self.model
+        x = F.max_pool2d(F.relu(m.stem(x)), 3, 2)
+        for name in self.head_stages:
+            x = getattr(m, name)(x)
+        return x
+
+    def _tail(self, a):
+        m = self.model
+        for name in self.tail_stages:
+            a = getattr(m, name)(a)
+        return m.fc(a.mean(dim=(2, 3)))
+
+    def __call__(self, chips: np.ndarray | list[np.ndarray], batch: int = 32) -> tuple[np.ndarray, np.ndarray]:
+        """(heatmaps (n, 150, 150) float32 in [0, 1], raw teacher descriptors (n, 128))."""
+
+        import cv2
+
+        torch = self._torch
+        chips = np.stack([np.asarray(c, dtype=np.uint8) for c in chips]) if len(chips) else np.zeros((0, CHIP_SIZE, CHIP_SIZE, 3), np.uint8)
+        maps, descs = [], []
+        with self._lock, torch.inference_mode(False), torch.enable_grad():
+            for s in range(0, len(chips), batch):
+                x = self.model.preprocess(chips[s : s + batch])
+                with torch.no_grad():
+                    a = self._head(x)
+                a = a.detach().requires_grad_(True)
+                f = self._tail(a)
+                f0 = f.detach()
+                target = (f * (f0 / f0.norm(dim=1, keepdim=True).clamp_min(1e-12))).sum()
+                (g,) = torch.autograd.grad(target, a)
+                A = a.detach().numpy().astype(np.float32)
+                G = g.numpy().astype(np.float32)
+                g2 = G**2
+                g3 = g2 * G
+                sum_a = A.sum(axis=(2, 3), keepdims=True)
+                aij = g2 / (2 * g2 + sum_a * g3 + 1e-6)
+                aij = np.where(G != 0, aij, 0)
+                w = (np.maximum(G, 0) * aij).sum(axis=(2, 3))
+                cams = np.maximum((w[:, :, None, None] * A).sum(axis=1), 0)
+                for cam in cams:
+                    up = cv2.resize(np.float32(_scale(cam)), (CHIP_SIZE, CHIP_SIZE))
+                    maps.append(_scale(np.maximum(up, 0)))
+                descs.append(f0.numpy())
+        if not maps:
+            return np.zeros((0, CHIP_SIZE, CHIP_SIZE), np.float32), np.zeros((0, 128), np.float32)
+        return np.clip(np.stack(maps), 0, 1).astype(np.float32), np.concatenate(descs).astype(np.float32)
+
+
+_DEFAULT: FastCam | None = None
+_DEFAULT_LOCK = threading.Lock()
+
+
+def default_cam() -> FastCam:
+    global _DEFAULT
+    with _DEFAULT_LOCK:
+        if _DEFAULT is None:
+            _DEFAULT = FastCam()
+        return _DEFAULT
+
+
+def face_inputs(rgb: np.ndarray, faces: list[Face], size: int, *, heatmap: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """Model inputs for faces: crops (n, size, size, 3) uint8 and heatmaps (n, size, size) or None."""
+
+    chips = [face_chip(rgb, f) for f in faces]
+    crops = np.stack([chip_to_input(c, size) for c in chips]) if chips else np.zeros((0, size, size, 3), np.uint8)
+    if not heatmap:
+        return crops, None
+    maps, _ = default_cam()(chips)
+    heat = np.stack([chip_to_input(m, size) for m in maps]) if len(maps) else np.zeros((0, size, size), np.float32)
+    return crops, heat.astype(np.float32)
