@@ -200,7 +200,7 @@ def bench_size(n: int, db_real: np.ndarray, queries: np.ndarray, synth: Synth, a
 
     # IVF-Flat (the product's choice)
     faiss.omp_set_num_threads(args.build_threads)
-    nlist = pick_nlist(n)
+    nlist = args.nlist or pick_nlist(n)
     r0 = rss_mb()
     t0 = time.perf_counter()
     ivf = VectorIndex(db.shape[1], kind="ivf", nlist=nlist)
@@ -264,6 +264,7 @@ def main(argv=None) -> int:
     ap.add_argument("--hnsw-m", type=int, default=32)
     ap.add_argument("--hnsw-efc", type=int, default=80)
     ap.add_argument("--build-threads", type=int, default=2)
+    ap.add_argument("--nlist", type=int, help="IVF lists (default: the product's pick_nlist(n))")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out")
     args = ap.parse_args(argv)

@@ -325,3 +325,35 @@ def test_concurrent_search_during_import(tmp_path):
     assert g.verify_index(ENGINE)["consistent"] and second.verify_index(ENGINE)["consistent"]
     second.close()
     g.close()
+
+
+def test_ivf_above_exact_max(tmp_path):
+    """Above ``exact_max`` the index becomes IVF (rows written behind its back, then reopened);
+    search, delete and reload keep it consistent."""
+
+    rng = np.random.default_rng(4)
+    vecs = unit(rng, 3000)
+    db = tmp_path / "big.db"
+    with Gallery(db) as g:
+        add(g, 0, vecs[0:1])
+    raw = sqlite3.connect(str(db))
+    with raw:
+        for i in range(1, 3000):
+            cur = raw.execute("INSERT INTO images(person_id, path, sha256, width, height, created_at) "
+                              "VALUES (1, ?, ?, 64, 64, 't')", (f"img{i}", f"sha{i}"))
+            fc = raw.execute("INSERT INTO faces(image_id, box, landmarks, detector, score, crop, crop_box) "
+                             "VALUES (?, '[0,0,1,1]', ?, 'test', 1.0, x'', '[0,0,1,1]')",
+                             (cur.lastrowid, np.zeros((68, 2), np.float32).tobytes()))
+            raw.execute("INSERT INTO embeddings VALUES (?, ?, ?)", (fc.lastrowid, ENGINE, vecs[i].tobytes()))
+    raw.close()
+    with Gallery(db, exact_max=1000) as g:
+        info = g.index_info(ENGINE)
+        assert info["kind"] == "ivf" and info["faces"] == 3000 and info["nprobe"] > 0
+        top = [h[0].image_id for h in g.search(ENGINE, vecs[:50], 1)]
+        assert sum(t == i + 1 for i, t in enumerate(top)) >= 48  # approximate search, exact vectors
+        g.delete_image(10)
+        assert 10 not in ids_of(g.search(ENGINE, vecs[9], 5)[0])
+        assert g.verify_index(ENGINE)["consistent"]
+    with Gallery(db, exact_max=1000) as g:
+        assert g.index_info(ENGINE)["kind"] == "ivf"
+        assert g.verify_index(ENGINE)["consistent"] and g.verify_index(ENGINE)["action"] == "loaded"
