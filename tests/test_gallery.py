@@ -288,7 +288,7 @@ def test_concurrent_search_during_import(tmp_path):
     n_images = int(os.environ.get("FASFINDER_CONCURRENCY_IMAGES", "150"))
     rng = np.random.default_rng(3)
     vecs = unit(rng, n_images)
-    g = Gallery(tmp_path / "c.db", checkpoint_seconds=0.2, audit_searches=False)
+    g = Gallery(tmp_path / "c.db", checkpoint_seconds=0.2)
     add(g, 0, vecs[0:1])
     errors, searches = [], [0]
     done = threading.Event()
@@ -304,7 +304,7 @@ def test_concurrent_search_during_import(tmp_path):
                 errors.append(repr(exc))
             time.sleep(0.05)
 
-    second = Gallery(tmp_path / "c.db", audit_searches=False)
+    second = Gallery(tmp_path / "c.db")
     threads = [threading.Thread(target=searcher, args=(g,)), threading.Thread(target=searcher, args=(second,))]
     for t in threads:
         t.start()
@@ -322,6 +322,8 @@ def test_concurrent_search_during_import(tmp_path):
     print("concurrency:", json.dumps(report))
     assert errors == []
     assert searches[0] >= 5
+    # every search audited, by both connections
+    assert g.conn.execute("SELECT COUNT(*) FROM audit WHERE action = 'search'").fetchone()[0] == searches[0]
     assert g.verify_index(ENGINE)["consistent"] and second.verify_index(ENGINE)["consistent"]
     second.close()
     g.close()
