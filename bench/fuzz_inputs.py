@@ -154,13 +154,18 @@ def supervise(args) -> int:
         with open(log, "a") as fh:
             fh.write(json.dumps({"i": last + 1, "crash": f"worker died (rc {rc})"}) + "\n")
         start = last + 2
+    return summarize(log, args, time.time() - t0, len(hard))
+
+
+def summarize(log: Path, args, seconds: float | None = None, hard: int | None = None) -> int:
     rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     load = Counter(r.get("load", "crash") for r in rows)
     enroll = Counter(r["enroll"] for r in rows if "enroll" in r)
     crashes = [r for r in rows if "crash" in r]
     summary = {
-        "inputs": len(rows), "seconds": round(time.time() - t0, 1), "crashes": len(crashes),
-        "hard_crashes": len(hard), "load": dict(load.most_common()), "enroll": dict(enroll.most_common()),
+        "inputs": len(rows), "requested": args.n, "seconds": round(seconds, 1) if seconds else None,
+        "crashes": len(crashes), "hard_crashes": hard if hard is not None else sum("worker died" in r.get("crash", "") for r in rows),
+        "load": dict(load.most_common()), "enroll": dict(enroll.most_common()),
         "ops": dict(Counter(r.get("ops", "?") for r in rows).most_common(12)),
         "crash_examples": crashes[:5], "seed": args.seed, "engine": args.engine,
     }
@@ -180,10 +185,14 @@ def main(argv=None) -> int:
                     help="pixelhash: the test-only sha256-of-pixels engine of kill_test.py (skips the ~0.3 s dlib "
                          "embedding of each detected face; load and detection unchanged)")
     ap.add_argument("--out")
+    ap.add_argument("--summarize", action="store_true", help="only summarise the results log in --workdir "
+                    "(e.g. of a run still in progress)")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--start", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--log", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.summarize:
+        return summarize(Path(args.workdir) / "results.jsonl", args)
     return worker(args) if args.worker else supervise(args)
 
 
