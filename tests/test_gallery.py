@@ -155,10 +155,25 @@ def test_index_repair_after_sqlite_changed_behind_its_back(tmp_path, filled):
     raw.commit()
     raw.close()
     with Gallery(db) as g2:
+        g2.index_info(ENGINE)  # opens the index: repaired by replaying the change log
+        assert g2.last_repair["method"] == "change log" and g2.last_repair["missing"] == 1
         assert ids[5] not in ids_of(g2.search(ENGINE, vecs[5], 30)[0])
         assert g2.search(ENGINE, new_vec, 1)[0][0].image_id == ids[7]
         rep = g2.verify_index(ENGINE)
         assert rep["consistent"] and rep["index_faces"] == 29
+    # with the change log gone (pruned), the full id comparison repairs the index
+    raw = sqlite3.connect(str(db))
+    raw.execute("PRAGMA foreign_keys=ON")
+    raw.execute("DELETE FROM images WHERE id = ?", (ids[6],))
+    raw.execute("DELETE FROM embedding_changes")
+    raw.commit()
+    raw.close()
+    with Gallery(db) as g3:
+        g3.index_info(ENGINE)
+        assert g3.last_repair["method"] == "id comparison" and g3.last_repair["stale"] == 1
+        rep = g3.verify_index(ENGINE)
+        assert rep["consistent"] and rep["index_faces"] == 28
+        assert ids[6] not in ids_of(g3.search(ENGINE, vecs[6], 30)[0])
 
 
 def test_other_process_changes_seen_by_open_gallery(filled):

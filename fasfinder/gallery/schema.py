@@ -3,8 +3,9 @@
 Version 2: ``AUTOINCREMENT`` ids for persons, images and faces (an id is never reused after a
 delete, so a stale FAISS entry can never point at a newer face), and triggers that bump
 ``meta.embeddings_gen`` on every change of the embeddings table (including cascaded deletes and
-changes made by other processes or tools), which the FAISS index compares with the generation it
-was built for. Galleries of version 1 are migrated when opened.
+changes made by other processes or tools) and log the changed face id in ``embedding_changes``
+(one row per generation), so an index that reflects generation g is brought up to date by
+replaying the log after g instead of comparing every id. Galleries of version 1 are migrated when opened.
 """
 
 SCHEMA_VERSION = 2
@@ -73,15 +74,37 @@ BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 INSERT OR IGNORE INTO meta(key, value) VALUES ('embeddings_gen', '0');
-INSERT OR IGNORE INTO meta(key, value) VALUES ('embeddings_rewrite_gen', '0');
-CREATE TRIGGER IF NOT EXISTS embeddings_gen_insert AFTER INSERT ON embeddings
-BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'embeddings_gen'; END;
-CREATE TRIGGER IF NOT EXISTS embeddings_gen_delete AFTER DELETE ON embeddings
-BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'embeddings_gen'; END;
-CREATE TRIGGER IF NOT EXISTS embeddings_gen_update AFTER UPDATE ON embeddings
+CREATE TABLE IF NOT EXISTS embedding_changes (
+    gen INTEGER PRIMARY KEY,
+    face_id INTEGER NOT NULL,
+    engine TEXT NOT NULL,
+    op TEXT NOT NULL
+);
+DROP TRIGGER IF EXISTS embeddings_gen_insert;
+DROP TRIGGER IF EXISTS embeddings_gen_delete;
+DROP TRIGGER IF EXISTS embeddings_gen_update;
+CREATE TRIGGER IF NOT EXISTS embeddings_log_insert AFTER INSERT ON embeddings
 BEGIN
     UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'embeddings_gen';
-    UPDATE meta SET value = (SELECT value FROM meta WHERE key = 'embeddings_gen') WHERE key = 'embeddings_rewrite_gen';
+    INSERT INTO embedding_changes(gen, face_id, engine, op)
+    VALUES ((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'embeddings_gen'), NEW.face_id, NEW.engine, 'add');
+END;
+CREATE TRIGGER IF NOT EXISTS embeddings_log_delete AFTER DELETE ON embeddings
+BEGIN
+    UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'embeddings_gen';
+    INSERT INTO embedding_changes(gen, face_id, engine, op)
+    VALUES ((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'embeddings_gen'), OLD.face_id, OLD.engine, 'del');
+END;
+CREATE TRIGGER IF NOT EXISTS embeddings_log_update AFTER UPDATE ON embeddings
+BEGIN
+    UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'embeddings_gen';
+    INSERT INTO embedding_changes(gen, face_id, engine, op)
+    VALUES ((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'embeddings_gen'), OLD.face_id, OLD.engine, 'upd');
+    INSERT INTO embedding_changes(gen, face_id, engine, op)
+    SELECT CAST(value AS INTEGER) + 1, NEW.face_id, NEW.engine, 'upd' FROM meta
+    WHERE key = 'embeddings_gen' AND (NEW.face_id != OLD.face_id OR NEW.engine != OLD.engine);
+    UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'embeddings_gen'
+    AND (NEW.face_id != OLD.face_id OR NEW.engine != OLD.engine);
 END;
 """
 

@@ -200,6 +200,7 @@ class Gallery:
                 if idx.dirty:
                     idx.save()
             self._last_save = time.monotonic()
+            self._prune_change_log()
             self._secure_files()
 
     def _checkpoint(self) -> None:
@@ -564,11 +565,13 @@ class Gallery:
         return idx
 
     def _sync(self, engine: str, idx: VectorIndex, report: bool = False) -> VectorIndex:
-        """Make ``idx`` hold exactly the face ids SQLite holds for ``engine`` (cheap when in step).
+        """Make ``idx`` hold exactly the face ids (and vectors) SQLite holds for ``engine``.
 
-        Compares the generation counter first (one SELECT); on a difference removes stale ids and
-        adds missing ones from stored embeddings, in one read snapshot. A rewrite of vectors in place
-        (UPDATE behind the index's back) or duplicate ids trigger a full rebuild.
+        Cheap when in step (one SELECT of the generation counter). Otherwise, in one WAL read
+        snapshot: when the change log covers every generation after the index's, the faces it names
+        are removed from the index and re-added from their stored vectors if they still exist;
+        when it does not (log pruned, unknown generation), stale ids are removed and missing ones
+        added by comparing the full id sets; duplicate ids force a rebuild.
         """
 
         gen = self._db_gen()
@@ -576,43 +579,65 @@ class Gallery:
             return idx
         own_tx = not self.conn.in_transaction
         if own_tx:
-            self.conn.execute("BEGIN")  # one read snapshot (WAL): ids, vectors and gen agree
+            self.conn.execute("BEGIN")  # one read snapshot (WAL): ids, vectors, log and gen agree
+        stale = missing = np.zeros(0, np.int64)
+        rebuild = replayed = False
         try:
             gen = self._db_gen()
-            row = self.conn.execute("SELECT value FROM meta WHERE key = 'embeddings_rewrite_gen'").fetchone()
-            rewrite_gen = int(row[0]) if row else 0
-            want = self._stored_ids(engine)
-            have = idx.ids()
-            uniq = np.unique(have)
-            rebuild = len(uniq) != len(have) or (rewrite_gen > idx.gen)
-            stale = np.setdiff1d(uniq, want, assume_unique=True)
-            missing = np.setdiff1d(want, uniq, assume_unique=True)
-            if rebuild:
-                ids, vecs = self.stored_embeddings(engine)
-                idx.reset()
-                if idx.kind == "ivf" and len(ids) >= idx.nlist * 4:
-                    idx.train(vecs)
-                elif idx.kind == "ivf":
-                    idx = VectorIndex(idx.dim, idx.path, kind="flat")
-                idx.add(ids, vecs)
-            else:
-                if len(stale):
-                    idx.remove(stale)
-                if len(missing):
-                    ids, vecs = self.stored_embeddings(engine, missing)
+            lo = self.conn.execute("SELECT MIN(gen) FROM embedding_changes").fetchone()[0]
+            if idx.gen >= 0 and gen > idx.gen and lo is not None and lo <= idx.gen + 1:
+                touched = np.fromiter((r[0] for r in self.conn.execute(
+                    "SELECT DISTINCT face_id FROM embedding_changes WHERE gen > ? AND engine = ?", (idx.gen, engine))),
+                    dtype=np.int64)
+                if len(touched):
+                    idx.remove(touched)
+                    ids, vecs = self.stored_embeddings(engine, touched)
                     idx.add(ids, vecs)
+                    missing = ids
+                replayed = True
+            else:
+                want = self._stored_ids(engine)
+                have = idx.ids()
+                uniq = np.unique(have)
+                rebuild = len(uniq) != len(have)
+                stale = np.setdiff1d(uniq, want, assume_unique=True)
+                missing = np.setdiff1d(want, uniq, assume_unique=True)
+                if rebuild:
+                    ids, vecs = self.stored_embeddings(engine)
+                    idx.reset()
+                    if idx.kind == "ivf" and len(ids) < idx.nlist * 4:
+                        idx = VectorIndex(idx.dim, idx.path, kind="flat")
+                    idx.add(ids, vecs)
+                else:
+                    if len(stale):
+                        idx.remove(stale)
+                    if len(missing):
+                        ids, vecs = self.stored_embeddings(engine, missing)
+                        idx.add(ids, vecs)
         finally:
             if own_tx:
                 self.conn.execute("COMMIT")
         idx.gen = gen
-        if rebuild or len(stale) or len(missing):
+        if rebuild or replayed or len(stale) or len(missing):
             idx.dirty = True
             if report:
                 self.last_repair = {"engine": engine, "action": "rebuilt" if rebuild else "repaired",
+                                    "method": "change log" if replayed else "id comparison",
                                     "stale": int(len(stale)), "missing": int(len(missing))}
         if self._indexes.get(engine) is not None and self._indexes[engine] is not idx:
             self._indexes[engine] = idx
         return idx
+
+    def _prune_change_log(self, keep: int = 200_000) -> None:
+        """Drop change-log rows older than every saved index and than the last ``keep`` changes."""
+
+        saved = [i.gen for i in self._indexes.values() if not i.dirty and i.gen >= 0]
+        if not saved:
+            return
+        limit = min(min(saved), self._db_gen() - keep)
+        if limit > 0 and self.conn.execute("SELECT 1 FROM embedding_changes WHERE gen <= ? LIMIT 1", (limit,)).fetchone():
+            with self._tx():
+                self.conn.execute("DELETE FROM embedding_changes WHERE gen <= ?", (limit,))
 
     def _maybe_rebuild(self, engine: str, idx: VectorIndex) -> VectorIndex:
         """Switch Flat <-> IVF when the size crosses ``exact_max``; retrain IVF when it grew 4x."""
