@@ -151,7 +151,7 @@ def train(cfg: TrainConfig, cache_path: Path, run_dir: Path, log=print) -> dict:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            sums += [float(arc), float(dist), float((cos.argmax(1) == y).float().mean())]
+            sums += [arc.item(), dist.item(), (cos.argmax(1) == y).float().mean().item()]
         sums /= steps_per_epoch
         va_acc, va_f1 = evaluate_closed_set(net, head, crops[va], heat[va] if heat is not None else None, labels[va], cfg.variant)
         # teacher agreement on validation images (plain view)
