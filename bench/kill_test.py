@@ -10,9 +10,11 @@ images finish in minutes on 2 cores:
   ``fasfinder.engines.register``): a 128-d unit vector drawn from a generator seeded by the
   sha256 of the image's pixels -- deterministic, so stored vectors can be checked exactly.
 
-Inputs: 2,000 distinct 64x64 PNGs (the astronaut's face with seeded noise). Half of the runs save
-the index after every image (``checkpoint_seconds=0``) so that kills land inside index saves
-(temp file written, not yet renamed), the other half every 0.5 s.
+Inputs: 2,000 distinct 64x64 PNGs (the astronaut's face with seeded noise). Kill moment: when
+the gallery holds a random number of images (uniform in [0, 2000), polled read-only every 10 ms)
+plus a random 0-50 ms, so every kill lands inside the import. Half of the runs save the index
+after every image (``checkpoint_seconds=0``) so that kills land inside index saves (temp file
+written, not yet renamed), the other half every 0.5 s.
 
 After each kill the gallery is reopened and checked: SQLite integrity_check, no half-written
 record (every image has exactly 1 face, every face exactly 1 embedding, one ``image.enroll`` audit
@@ -217,30 +219,36 @@ def main(argv=None) -> int:
             [sys.executable, __file__, "--child", "--db", str(db), "--checkpoint", str(checkpoint),
              "--images-dir", str(img_dir)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
-    # calibration: one uninterrupted import per checkpoint mode gives the time window for kills
-    durations = {}
-    for cp in (0.0, 0.5):
-        db = work / f"calib-{cp}.db"
-        for f in work.glob(f"calib-{cp}.db*"):
-            f.unlink()
-        t0 = time.time()
-        p = run_child(db, cp)
-        out, err = p.communicate()
-        durations[cp] = time.time() - t0
-        if p.returncode != 0:
-            print(err, file=sys.stderr)
-            return 1
-        print(f"calibration checkpoint={cp}: {durations[cp]:.1f} s {out.strip()}", flush=True)
+    def images_in(db: Path) -> int:
+        if not db.exists():
+            return 0
+        try:
+            c = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+            try:
+                return c.execute("SELECT COUNT(*) FROM images").fetchone()[0]
+            finally:
+                c.close()
+        except sqlite3.Error:  # schema not created yet
+            return 0
 
     runs = []
+    t_start = time.time()
     for r in range(args.runs):
         cp = 0.0 if r % 2 == 0 else 0.5
         db = work / f"run{r:02d}.db"
         for f in work.glob(f"run{r:02d}.db*"):
             f.unlink()
-        delay = rng.uniform(0.5, durations[cp] * 0.95)
+        # kill point: after a random number of committed images, plus a random fraction of one
+        # image's cycle (so kills land anywhere: in a transaction, between commit and index update,
+        # inside an index save)
+        target = rng.randrange(0, args.images)
+        jitter = rng.uniform(0.0, 0.05)
         p = run_child(db, cp)
-        time.sleep(delay)
+        t0 = time.time()
+        while p.poll() is None and images_in(db) < target:
+            time.sleep(0.01)
+        time.sleep(jitter)
+        delay = time.time() - t0
         killed_alive = p.poll() is None
         p.send_signal(signal.SIGKILL)
         p.communicate()
@@ -253,7 +261,8 @@ def main(argv=None) -> int:
         resume_s = time.time() - t0
         resumed = json.loads(out.strip().splitlines()[-1]) if p.returncode == 0 else {"error": err[-500:]}
         final = check(db, expected, complete=True)
-        row = {"run": r, "checkpoint_s": cp, "kill_after_s": round(delay, 2), "killed_while_running": killed_alive,
+        row = {"run": r, "checkpoint_s": cp, "kill_target_images": target, "kill_after_s": round(delay, 2),
+               "killed_while_running": killed_alive,
                "index_file_after_kill": file_state, "tmp_files_after_kill": tmp_left,
                "images_after_kill": after_kill["images"], "repair_after_kill": after_kill.get("index", {}).get("action"),
                "problems_after_kill": after_kill["problems"], "resume": resumed, "resume_s": round(resume_s, 1),
@@ -271,7 +280,7 @@ def main(argv=None) -> int:
         "kills_mid_index_save": sum(r["tmp_files_after_kill"] > 0 for r in runs),
         "repairs_after_kill": {a: sum(r["repair_after_kill"] == a for r in runs)
                                for a in ("loaded", "repaired", "rebuilt", None)},
-        "calibration_s": durations, "runs_detail": runs,
+        "seconds": round(time.time() - t_start, 1), "runs_detail": runs,
     }
     summary["repairs_after_kill"] = {str(k): v for k, v in summary["repairs_after_kill"].items()}
     text = json.dumps(summary, indent=1)

@@ -139,6 +139,12 @@ def test_index_repair_after_file_deleted_or_corrupted(tmp_path, filled):
     path.write_bytes(b"garbage")
     with Gallery(db) as g4:
         assert g4.verify_index(ENGINE)["consistent"]
+    # killed in the middle of a save: a half-written temp file of a dead process, the old file intact
+    dead = path.with_name(f"{path.name}.999999999.tmp")
+    dead.write_bytes(path.read_bytes()[:100])
+    with Gallery(db) as g5:
+        assert g5.verify_index(ENGINE)["consistent"]
+    assert not dead.exists()
 
 
 def test_index_repair_after_sqlite_changed_behind_its_back(tmp_path, filled):
