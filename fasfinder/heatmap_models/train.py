@@ -30,6 +30,10 @@ class TrainConfig:
     arc_scale: float = 32.0
     arc_margin: float = 0.3
     distill: float = 10.0
+    # distil towards the *centred* teacher embedding normalize(t - mean_train(t)): dlib's raw
+    # embeddings share one direction (mean cosine 0.91 to their mean), so a plain cosine target is
+    # mostly met by a constant output and teaches little about identity
+    distill_center: bool = True
     seed: int = 0
     threads: int = 1
     max_minutes: float = 0.0  # stop (after a finished epoch) once this invocation ran this long; 0 = no limit
@@ -94,6 +98,14 @@ def train(cfg: TrainConfig, cache_path: Path, run_dir: Path, log=print) -> dict:
     va = np.flatnonzero(data["split"] == "val")
     crops, heat, teacher, teacher_m, labels = data["crops"], data["heat"], data["teacher"], data["teacher_mirror"], data["labels"]
     n_classes = int(labels.max()) + 1
+    if cfg.distill_center:
+        mu = np.concatenate([teacher[tr], teacher_m[tr]]).mean(0)
+
+        def centred(t):
+            t = t - mu
+            return (t / np.linalg.norm(t, axis=1, keepdims=True)).astype(np.float32)
+
+        teacher, teacher_m = centred(teacher), centred(teacher_m)
 
     torch.manual_seed(cfg.seed)
     net = build_net(cfg.backbone, cfg.variant)
@@ -162,7 +174,7 @@ def train(cfg: TrainConfig, cache_path: Path, run_dir: Path, log=print) -> dict:
         state["wall_s"] = spent0 + (time.time() - start)
         rec = {"epoch": ep + 1, "arcface": round(sums[0], 4), "distill": round(sums[1], 4), "train_acc": round(sums[2], 4),
                "val_acc": round(va_acc, 4), "val_macro_f1": round(va_f1, 4), "val_teacher_cos": round(t_cos, 4),
-               "epoch_s": round(time.time() - t0, 1), "lr_end": lr_at((ep + 1) * steps_per_epoch - 1)}
+               "epoch_s": round(time.time() - t0, 1), "distill_target": "centred" if cfg.distill_center else "raw", "lr_end": lr_at((ep + 1) * steps_per_epoch - 1)}
         state["history"].append(rec)
         log(json.dumps(rec))
         tmp = run_dir / "last.tmp"
@@ -211,7 +223,7 @@ def export(run_dir: Path, models_dir: Path, name: str | None = None, command: st
         },
         "split": "BENCHMARKS.md section 4",
         "recipe": {k: cfg[k] for k in ("size", "epochs", "batch", "lr", "weight_decay", "warmup_epochs", "arc_scale",
-                                        "arc_margin", "distill", "seed")} | {
+                                        "arc_margin", "distill", "seed")} | {"distill_center": cfg.get("distill_center", False)} | {
             "optimizer": "AdamW, linear warm-up then cosine decay",
             "loss": f"ArcFace(s={cfg['arc_scale']}, m={cfg['arc_margin']})" + (f" + {cfg['distill']} x (1 - cos(emb, teacher))" if cfg["distill"] > 0 else ""),
             "augmentation": "random resized crop (area 0.7-1) + rotation (+-12 deg) + horizontal flip in one warp (heatmap warped alike), colour jitter 0.3, blur p=0.2, random erasing p=0.4 (RGB only)",
