@@ -47,7 +47,7 @@ def main() -> int:
     rgb = data.astronaut()
     face = FaceAnalyzer().detect(rgb)[0]
     names = args.engines or [n for n in engine_names() if n in ("dlib-resnet", "dlib-resnet-torch", "cam-vector")
-                             or n.endswith(("-base", "-heatmap", "-scratch"))]
+                             or n.endswith(("-base", "-heatmap", "-scratch")) or "-heatmap-" in n or "-base-" in n]
     engines = {n: get_engine(n) for n in names}
     for e in engines.values():  # warm up (model loading, first-call allocations)
         e.embed_views(rgb, [face], mirror=True)

@@ -36,6 +36,7 @@ class TrainConfig:
     distill_center: bool = True
     seed: int = 0
     threads: int = 1
+    device: str = "cpu"  # "cuda" on a GPU box (augmentation runs on the CPU, the network on the device)
     max_minutes: float = 0.0  # stop (after a finished epoch) once this invocation ran this long; 0 = no limit
     extra: dict = field(default_factory=dict)
 
@@ -54,7 +55,7 @@ def _to_input(crops, heat, idx, variant):
     return x
 
 
-def evaluate_closed_set(net, head, crops, heat, labels, variant, batch=128):
+def evaluate_closed_set(net, head, crops, heat, labels, variant, batch=128, device="cpu"):
     """(accuracy, macro F1) of the ArcFace head's argmax on the given images (eval mode)."""
 
     import torch
@@ -64,9 +65,9 @@ def evaluate_closed_set(net, head, crops, heat, labels, variant, batch=128):
     with torch.inference_mode():
         for s in range(0, len(labels), batch):
             idx = np.arange(s, min(len(labels), s + batch))
-            x = _to_input(crops, heat, idx, variant)
+            x = _to_input(crops, heat, idx, variant).to(device)
             e = net(x) + net(torch.flip(x, dims=[3]))
-            preds.append(head.cosine(e).argmax(1).numpy())
+            preds.append(head.cosine(e).argmax(1).cpu().numpy())
     pred = np.concatenate(preds)
     return float((pred == labels).mean()), macro_f1(labels, pred)
 
@@ -110,6 +111,9 @@ def train(cfg: TrainConfig, cache_path: Path, run_dir: Path, log=print) -> dict:
     torch.manual_seed(cfg.seed)
     net = build_net(cfg.backbone, cfg.variant)
     head = ArcFace(128, n_classes, cfg.arc_scale, cfg.arc_margin)
+    dev = torch.device(cfg.device)
+    net.to(dev)
+    head.to(dev)
     params = list(net.parameters()) + list(head.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(tr) / cfg.batch)
@@ -124,13 +128,13 @@ def train(cfg: TrainConfig, cache_path: Path, run_dir: Path, log=print) -> dict:
     ckpt = run_dir / "last.pt"
     state = {"epoch": 0, "history": [], "wall_s": 0.0}
     if ckpt.is_file():
-        c = torch.load(ckpt, weights_only=False)
+        c = torch.load(ckpt, weights_only=False, map_location=dev)
         net.load_state_dict(c["net"])
         head.load_state_dict(c["head"])
         opt.load_state_dict(c["opt"])
         state = c["state"]
         if "rng" in c:
-            torch.set_rng_state(c["rng"])
+            torch.set_rng_state(c["rng"].cpu())
         log(f"resumed from {ckpt} at epoch {state['epoch']}")
     (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
     start = time.time()
@@ -151,13 +155,14 @@ def train(cfg: TrainConfig, cache_path: Path, run_dir: Path, log=print) -> dict:
                 group["lr"] = lr_at(ep * steps_per_epoch + k)
             x = _to_input(crops, heat, idx, cfg.variant)
             x, flipped = augment(x, g)
-            y = torch.from_numpy(labels[idx])
+            x = x.to(dev, non_blocking=True)
+            y = torch.from_numpy(labels[idx]).to(dev)
             emb = net(x)
             arc, cos = head(emb, y)
             loss = arc
             dist = torch.zeros(())
             if cfg.distill > 0:
-                t = torch.from_numpy(np.where(flipped.numpy()[:, None], teacher_m[idx], teacher[idx]))
+                t = torch.from_numpy(np.where(flipped.numpy()[:, None], teacher_m[idx], teacher[idx])).to(dev)
                 dist = (1 - F.cosine_similarity(emb, t, dim=1)).mean()
                 loss = loss + cfg.distill * dist
             opt.zero_grad(set_to_none=True)
@@ -165,10 +170,10 @@ def train(cfg: TrainConfig, cache_path: Path, run_dir: Path, log=print) -> dict:
             opt.step()
             sums += [arc.item(), dist.item(), (cos.argmax(1) == y).float().mean().item()]
         sums /= steps_per_epoch
-        va_acc, va_f1 = evaluate_closed_set(net, head, crops[va], heat[va] if heat is not None else None, labels[va], cfg.variant)
+        va_acc, va_f1 = evaluate_closed_set(net, head, crops[va], heat[va] if heat is not None else None, labels[va], cfg.variant, device=dev)
         # teacher agreement on validation images (plain view)
         with torch.inference_mode():
-            e = F.normalize(net(_to_input(crops, heat, va, cfg.variant)), dim=1).numpy()
+            e = F.normalize(net(_to_input(crops, heat, va, cfg.variant).to(dev)), dim=1).cpu().numpy()
         t_cos = float((e * teacher[va]).sum(1).mean())
         state["epoch"] = ep + 1
         state["wall_s"] = spent0 + (time.time() - start)
@@ -197,7 +202,7 @@ def export(run_dir: Path, models_dir: Path, name: str | None = None, command: st
     from .heatmap import HEATMAP_DEFINITION
 
     run_dir, models_dir = Path(run_dir), Path(models_dir)
-    c = torch.load(run_dir / "last.pt", weights_only=False)
+    c = torch.load(run_dir / "last.pt", weights_only=False, map_location="cpu")
     cfg = c["config"]
     name = name or (f"{cfg['backbone']}-{cfg['variant']}" + ("" if cfg["distill"] > 0 else "-scratch"))
     weights = models_dir / f"{name}.pt"

@@ -39,6 +39,7 @@ def main(argv=None) -> int:
     p.add_argument("--margin", type=float, default=0.3)
     p.add_argument("--scale", type=float, default=32.0)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="torch device for the network (cpu, cuda)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--shards", type=int, default=2, help="prepare: number of shards (run one process per shard with --shard)")
     p.add_argument("--shard", type=int, default=-1, help="prepare: only this shard (default: all, sequentially)")
@@ -69,7 +70,7 @@ def main(argv=None) -> int:
     for backbone, variant in combos:
         cfg = TrainConfig(backbone=backbone, variant=variant, size=args.size, epochs=args.epochs, batch=args.batch,
                           lr=args.lr, arc_scale=args.scale, arc_margin=args.margin, distill=args.distill, distill_center=not args.raw_teacher, seed=args.seed,
-                          threads=args.threads, max_minutes=args.max_minutes)
+                          threads=args.threads, device=args.device, max_minutes=args.max_minutes)
         run_dir = _runs_dir(args) / cfg.name
         if args.action in ("train", "all"):
             train(cfg, cache_path, run_dir)
