@@ -27,6 +27,7 @@ class TrainConfig:
     lr: float = 3e-3
     weight_decay: float = 5e-4
     warmup_epochs: float = 1.0
+    arc_weight: float = 1.0  # 0 = distillation only (ArcFace from scratch swamped the distillation, see docs)
     arc_scale: float = 32.0
     arc_margin: float = 0.3
     distill: float = 10.0
@@ -159,7 +160,7 @@ def train(cfg: TrainConfig, cache_path: Path, run_dir: Path, log=print) -> dict:
             y = torch.from_numpy(labels[idx]).to(dev)
             emb = net(x)
             arc, cos = head(emb, y)
-            loss = arc
+            loss = cfg.arc_weight * arc
             dist = torch.zeros(())
             if cfg.distill > 0:
                 t = torch.from_numpy(np.where(flipped.numpy()[:, None], teacher_m[idx], teacher[idx])).to(dev)
@@ -228,7 +229,7 @@ def export(run_dir: Path, models_dir: Path, name: str | None = None, command: st
         },
         "split": "BENCHMARKS.md section 4",
         "recipe": {k: cfg[k] for k in ("size", "epochs", "batch", "lr", "weight_decay", "warmup_epochs", "arc_scale",
-                                        "arc_margin", "distill", "seed")} | {"distill_center": cfg.get("distill_center", False)} | {
+                                        "arc_margin", "distill", "seed")} | {"arc_weight": cfg.get("arc_weight", 1.0)} | {"distill_center": cfg.get("distill_center", False)} | {
             "optimizer": "AdamW, linear warm-up then cosine decay",
             "loss": f"ArcFace(s={cfg['arc_scale']}, m={cfg['arc_margin']})" + (f" + {cfg['distill']} x (1 - cos(emb, teacher))" if cfg["distill"] > 0 else ""),
             "augmentation": "random resized crop (area 0.7-1) + rotation (+-12 deg) + horizontal flip in one warp (heatmap warped alike), colour jitter 0.3, blur p=0.2, random erasing p=0.4 (RGB only)",

@@ -36,6 +36,7 @@ def main(argv=None) -> int:
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--distill", type=float, default=10.0, help="weight of 1 - cos(emb, teacher); 0 = from scratch")
     p.add_argument("--raw-teacher", action="store_true", help="distil to dlib's raw embeddings instead of centred ones")
+    p.add_argument("--arc-weight", type=float, default=1.0, help="weight of the ArcFace loss (0 = distillation only)")
     p.add_argument("--margin", type=float, default=0.3)
     p.add_argument("--scale", type=float, default=32.0)
     p.add_argument("--seed", type=int, default=0)
@@ -69,7 +70,7 @@ def main(argv=None) -> int:
     combos = [(b, v) for b in BACKBONES for v in VARIANTS] if args.action == "all" else [(args.backbone, args.variant)]
     for backbone, variant in combos:
         cfg = TrainConfig(backbone=backbone, variant=variant, size=args.size, epochs=args.epochs, batch=args.batch,
-                          lr=args.lr, arc_scale=args.scale, arc_margin=args.margin, distill=args.distill, distill_center=not args.raw_teacher, seed=args.seed,
+                          lr=args.lr, arc_weight=args.arc_weight, arc_scale=args.scale, arc_margin=args.margin, distill=args.distill, distill_center=not args.raw_teacher, seed=args.seed,
                           threads=args.threads, device=args.device, max_minutes=args.max_minutes)
         run_dir = _runs_dir(args) / cfg.name
         if args.action in ("train", "all"):
