@@ -1,0 +1,326 @@
+"""Face anti-spoofing (liveness): a small CNN trained from scratch on NUAA, with Grad-CAM++.
+
+The model sees a *wide* square crop around the detected face box (``crop_scale`` times the box,
+zero-padded where it leaves the image), resized to ``size`` x ``size``. The wide crop takes in
+the edge of a printed photo and the hand holding it, which is what separates NUAA's print
+attacks best (measured; see docs/results/fas.md). Everything the input pipeline needs
+(architecture, crop, threshold, optional region mask) is read from the model card, so the
+training script, the evaluation and the app share one definition.
+
+Public API::
+
+    model = default_liveness_model()          # cached, thread-safe, sha256-checked
+    verdicts = model.predict(rgb, faces)      # list[Liveness]
+    heatmap, importance = model.explain(rgb, face)   # HxW float32 in [0, 1], {region: value}
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import ModelError
+from .faces import Face
+from .modelfiles import card_file, load_card
+from .regions import REGION_NAMES, keep_regions, region_importance
+
+#: Name of the shipped model card (``models/<name>.card.json``).
+DEFAULT_MODEL = "fas-nuaa-cnn"
+
+#: Default architecture / input (the card overrides them).
+DEFAULT_WIDTHS = (16, 32, 64, 96, 128)
+DEFAULT_SIZE = 128
+DEFAULT_CROP_SCALE = 2.7
+
+REAL, SPOOF = "real", "spoof"
+
+
+@dataclass(frozen=True)
+class Liveness:
+    label: str  # "real" | "spoof"
+    score: float  # probability of a live face
+    model: str  # model card name
+
+    def to_dict(self) -> dict:
+        return {"label": self.label, "score": round(float(self.score), 4)}
+
+
+# --------------------------------------------------------------------------------------------
+# Input: wide square crop around the face box
+# --------------------------------------------------------------------------------------------
+def center_box(height: int, width: int, frac: float = 0.5) -> tuple[int, int, int, int]:
+    """The fallback box when no face is found: a centred square, ``frac`` of the short side."""
+
+    side = int(round(min(height, width) * frac))
+    x0 = (width - side) // 2
+    y0 = (height - side) // 2
+    return (x0, y0, x0 + side, y0 + side)
+
+
+def crop_geometry(box, scale: float) -> tuple[int, int, int]:
+    """Integer square (x0, y0, side) in image coordinates: ``scale`` x the box, same centre."""
+
+    x0, y0, x1, y1 = (float(v) for v in box)
+    side = max(4, int(round(scale * max(x1 - x0, y1 - y0))))
+    cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
+    return int(round(cx - side / 2.0)), int(round(cy - side / 2.0)), side
+
+
+def crop_matrix(box, scale: float, size: int) -> np.ndarray:
+    """2x3 affine mapping image coordinates to crop coordinates (what :func:`face_crop` does)."""
+
+    cx0, cy0, side = crop_geometry(box, scale)
+    k = size / side
+    return np.array([[k, 0.0, -cx0 * k], [0.0, k, -cy0 * k]], dtype=np.float64)
+
+
+def face_crop(rgb: np.ndarray, box, scale: float, size: int) -> np.ndarray:
+    """``size`` x ``size`` x 3 uint8 crop: the square of ``scale`` x the box, zero-padded, area-resized."""
+
+    import cv2
+
+    h, w = rgb.shape[:2]
+    cx0, cy0, side = crop_geometry(box, scale)
+    canvas = np.zeros((side, side, 3), dtype=np.uint8)
+    sx0, sy0 = max(0, cx0), max(0, cy0)
+    sx1, sy1 = min(w, cx0 + side), min(h, cy0 + side)
+    if sx1 > sx0 and sy1 > sy0:
+        canvas[sy0 - cy0 : sy1 - cy0, sx0 - cx0 : sx1 - cx0] = rgb[sy0:sy1, sx0:sx1, :3]
+    interp = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
+    return cv2.resize(canvas, (size, size), interpolation=interp)
+
+
+def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    pts = np.asarray(points, dtype=np.float64)
+    return (pts @ matrix[:, :2].T + matrix[:, 2]).astype(np.float32)
+
+
+def model_input(rgb: np.ndarray, face: Face, config: dict) -> np.ndarray:
+    """The exact uint8 crop the model with ``config`` (card ``input``) sees for ``face``."""
+
+    scale = float(config.get("crop_scale", DEFAULT_CROP_SCALE))
+    size = int(config.get("size", DEFAULT_SIZE))
+    crop = face_crop(rgb, face.box, scale, size)
+    keep = config.get("keep_regions")
+    if keep:
+        lm = transform_points(face.landmarks, crop_matrix(face.box, scale, size))
+        crop = keep_regions(crop, lm, list(keep))
+    return crop
+
+
+def to_tensor(crops: np.ndarray):
+    """uint8 N x H x W x 3 (or H x W x 3) -> float tensor N x 3 x H x W, roughly zero-mean."""
+
+    import torch
+
+    arr = np.asarray(crops)
+    if arr.ndim == 3:
+        arr = arr[None]
+    x = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).float()
+    return (x / 255.0 - 0.5) / 0.25
+
+
+# --------------------------------------------------------------------------------------------
+# Network
+# --------------------------------------------------------------------------------------------
+def build_network(widths=DEFAULT_WIDTHS, dropout: float = 0.3):
+    """Plain CNN: a stride-2 conv3x3 stem, then conv3x3-BN-ReLU blocks with 2x max-pool, a last
+    conv block (at 1/16 of the input: 8 x 8 for 128 px), GAP, linear -> 2 logits.
+
+    Output index 0 = spoof, 1 = real. ``net.last_conv`` is the last convolution block (the
+    Grad-CAM++ target layer).
+    """
+
+    import torch.nn as nn
+
+    class FasNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            layers = []
+            c_in = 3
+            for i, c in enumerate(widths[:-1]):
+                if i == 0:  # stem: stride-2 convolution (cheap on CPU at full resolution)
+                    layers += [nn.Conv2d(c_in, c, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
+                else:
+                    layers += [nn.Conv2d(c_in, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+                c_in = c
+            self.features = nn.Sequential(*layers)
+            self.last_conv = nn.Sequential(
+                nn.Conv2d(c_in, widths[-1], 3, padding=1, bias=False), nn.BatchNorm2d(widths[-1]), nn.ReLU(inplace=True)
+            )
+            self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(widths[-1], 2))
+
+        def forward(self, x):
+            return self.head(self.last_conv(self.features(x)))
+
+    return FasNet()
+
+
+# --------------------------------------------------------------------------------------------
+# Grad-CAM++
+# --------------------------------------------------------------------------------------------
+def grad_cam_plus_plus(activations: np.ndarray, grads: np.ndarray, out_shape: tuple[int, int]) -> np.ndarray:
+    """Grad-CAM++ map from one layer's activations and gradients (K x h x w each), min-max scaled
+    to [0, 1] and resized (bilinear) to ``out_shape``.
+
+    The same computation as ``pytorch_grad_cam.GradCAMPlusPlus`` (grad-cam 1.5.7), written out
+    here because importing that package costs seconds (it pulls in torchvision) on every start.
+    """
+
+    import cv2
+
+    g2 = grads**2
+    g3 = g2 * grads
+    sum_a = activations.sum(axis=(1, 2))
+    alpha = g2 / (2 * g2 + sum_a[:, None, None] * g3 + 1e-6)
+    alpha = np.where(grads != 0, alpha, 0.0)
+    weights = (np.maximum(grads, 0) * alpha).sum(axis=(1, 2))
+    cam = np.maximum((weights[:, None, None] * activations).sum(axis=0), 0)
+    cam = cam - cam.min()
+    cam = cam / (1e-7 + cam.max())
+    cam = cv2.resize(cam.astype(np.float32), (int(out_shape[1]), int(out_shape[0])), interpolation=cv2.INTER_LINEAR)
+    cam = np.maximum(cam, 0)
+    cam = cam - cam.min()
+    cam = cam / (1e-7 + cam.max())
+    return np.clip(np.nan_to_num(cam, nan=0.0), 0.0, 1.0).astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# Model
+# --------------------------------------------------------------------------------------------
+class LivenessModel:
+    """A trained liveness model described by a model card (weights sha256-checked on load)."""
+
+    def __init__(self, card: dict, weights_path=None):
+        import torch
+
+        self.card = card
+        self.name: str = card["name"]
+        self.threshold: float = float(card["threshold"])
+        self.input: dict = dict(card.get("input", {}))
+        arch = card.get("architecture", {})
+        self.widths = tuple(arch.get("widths", DEFAULT_WIDTHS))
+        path = weights_path if weights_path is not None else card_file(card, "weights")
+        try:
+            state = torch.load(str(path), map_location="cpu", weights_only=True)
+        except Exception as exc:  # corrupt / wrong file
+            raise ModelError(f"cannot load liveness weights {path}: {exc}") from exc
+        self.net = build_network(self.widths)
+        try:
+            self.net.load_state_dict(state)
+        except Exception as exc:
+            raise ModelError(f"liveness weights {path} do not fit the card's architecture: {exc}") from exc
+        self.net.eval()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_card(cls, name: str = DEFAULT_MODEL) -> "LivenessModel":
+        return cls(load_card(name))
+
+    # -- inference -----------------------------------------------------------------------
+    def crops(self, rgb: np.ndarray, faces: list[Face]) -> np.ndarray:
+        return np.stack([model_input(rgb, f, self.input) for f in faces]) if faces else np.zeros((0,), np.uint8)
+
+    def scores_from_crops(self, crops: np.ndarray) -> np.ndarray:
+        """Probability of a live face for each uint8 crop (N x S x S x 3)."""
+
+        import torch
+
+        if len(crops) == 0:
+            return np.zeros((0,), dtype=np.float64)
+        with self._lock, torch.inference_mode():
+            logits = self.net(to_tensor(crops))
+            return torch.softmax(logits, dim=1)[:, 1].double().numpy()
+
+    def verdict(self, score: float) -> Liveness:
+        return Liveness(label=REAL if score >= self.threshold else SPOOF, score=float(score), model=self.name)
+
+    def predict(self, rgb: np.ndarray, faces: list[Face]) -> list[Liveness]:
+        if not faces:
+            return []
+        return [self.verdict(s) for s in self.scores_from_crops(self.crops(rgb, faces))]
+
+    # -- explanation ---------------------------------------------------------------------
+    def cam_from_crop(self, crop: np.ndarray, target: int | None = None) -> tuple[np.ndarray, int]:
+        """Grad-CAM++ (S x S, [0, 1]) of the last convolution for one crop; explains ``target``
+        (0 = spoof, 1 = real; default: the predicted class at this model's threshold)."""
+
+        import torch
+
+        x = to_tensor(crop)
+        with self._lock:
+            acts = {}
+
+            def hook(_module, _inp, out):
+                out.retain_grad()
+                acts["a"] = out
+
+            handle = self.net.last_conv.register_forward_hook(hook)
+            try:
+                with torch.enable_grad():
+                    logits = self.net(x)
+                    if target is None:
+                        p_real = float(torch.softmax(logits.detach(), dim=1)[0, 1])
+                        target = 1 if p_real >= self.threshold else 0
+                    self.net.zero_grad(set_to_none=True)
+                    logits[0, int(target)].backward()
+                a = acts["a"].detach()[0].double().numpy()
+                g = acts["a"].grad.detach()[0].double().numpy()
+            finally:
+                handle.remove()
+                self.net.zero_grad(set_to_none=True)
+        return grad_cam_plus_plus(a, g, crop.shape[:2]), int(target)
+
+    def explain(self, rgb: np.ndarray, face: Face, target: int | None = None) -> tuple[np.ndarray, dict[str, float]]:
+        """Grad-CAM++ heatmap in the ORIGINAL image's coordinates (H x W float32 in [0, 1], 0
+        outside the crop) and the Area Importance of the 10 regions (BENCHMARKS.md section 5)."""
+
+        import cv2
+
+        scale = float(self.input.get("crop_scale", DEFAULT_CROP_SCALE))
+        size = int(self.input.get("size", DEFAULT_SIZE))
+        crop = model_input(rgb, face, self.input)
+        hm_crop, _ = self.cam_from_crop(crop, target)
+        m = crop_matrix(face.box, scale, size)
+        h, w = rgb.shape[:2]
+        hm = cv2.warpAffine(
+            hm_crop, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+        )
+        hm = np.clip(hm, 0.0, 1.0).astype(np.float32)
+        return hm, region_importance(hm, face.landmarks)
+
+    def info(self) -> dict:
+        return {"name": self.name, "threshold": self.threshold, "input": self.input, "metrics": self.card.get("metrics", {})}
+
+
+_default: LivenessModel | None = None
+_default_lock = threading.Lock()
+
+
+def default_liveness_model() -> LivenessModel:
+    """The shipped liveness model (loaded once per process; thread-safe).
+
+    Raises :class:`~fasfinder.errors.ModelError` (``ModelIntegrityError`` for a tampered file)
+    when the card or weights are missing or do not match.
+    """
+
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = LivenessModel.from_card(DEFAULT_MODEL)
+        return _default
+
+
+__all__ = [
+    "Liveness",
+    "LivenessModel",
+    "default_liveness_model",
+    "DEFAULT_MODEL",
+    "REGION_NAMES",
+    "face_crop",
+    "crop_matrix",
+    "model_input",
+    "center_box",
+]
