@@ -1,0 +1,143 @@
+"""Desktop app (pytest-qt, offscreen): query -> matches -> docks, cancellable import, bad input."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pytestqt")
+
+from fasfinder import perturb  # noqa: E402
+from fasfinder.settings import Settings  # noqa: E402
+
+
+def _save(rgb: np.ndarray, path: Path) -> Path:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rgb).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def gallery_setup(tmp_path_factory):
+    """A host process on a small gallery: the astronaut and a mirrored astronaut as two persons."""
+
+    from skimage import data
+
+    from ui.host import ProcessHost
+
+    root = tmp_path_factory.mktemp("app")
+    astro = data.astronaut()
+    enrolled = [_save(astro, root / "enroll" / "Eileen" / "a.png"),
+                _save(astro[:, ::-1].copy(), root / "enroll" / "Eileen mirrored" / "b.png")]
+    settings = replace(Settings(gallery=str(root / "gallery.db")), liveness=True)
+    host = ProcessHost(settings)
+    results = host.call("enroll", [str(p) for p in enrolled])
+    assert all(r.error is None for r in results), [r.error for r in results]
+    query = _save(perturb.brightness(astro, 1.1), root / "query.png")
+    yield {"root": root, "host": host, "settings": settings, "query": query, "astro": astro}
+    host.close()
+
+
+@pytest.fixture
+def window(qtbot, gallery_setup):
+    from ui.main_window import MainWindow
+
+    win = MainWindow(gallery_setup["settings"], gallery_setup["host"], offer_demo=False, restore_layout=False)
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    win.session.pool.cancel_all()
+    win.session.pool.wait_idle(timeout_ms=60_000, settle_ms=0)
+
+
+def test_query_shows_matches_and_selecting_a_match_updates_docks(qtbot, window, gallery_setup):
+    win = window
+    win.open_query(str(gallery_setup["query"]))
+    qtbot.waitUntil(lambda: win.last_result is not None, timeout=60_000)
+    res = win.last_result
+    assert res.error is None and res.faces
+    face = win.session.face
+    assert face is not None and len(face.matches) >= 2
+    lst = win.matches.list
+    qtbot.waitUntil(lambda: lst.count() == len(face.matches), timeout=5_000)
+    assert "Eileen" in lst.item(0).text() and "similarity" in lst.item(0).text()
+    # The first match is selected automatically; choose the second one.
+    lst.setCurrentRow(1)
+    second = face.matches[1]
+    assert win.session.match is second
+    assert win.matches.c_caption.text() == second.label
+    # Per-match heatmaps (or a clear "not available") arrive through the worker signals.
+    qtbot.waitUntil(lambda: win.matches.explain_status.text() and "Computing" not in win.matches.explain_status.text(),
+                    timeout=60_000)
+    assert not win.matches.q_view.pixmap().isNull() or "not available" in win.matches.explain_status.text()
+    # Heatmap dock follows the selected match; region dock has the recognition bars.
+    win.heatmap.source.setCurrentIndex(win.heatmap.source.findData("match"))
+    qtbot.waitUntil(lambda: win.heatmap.status.text().startswith("Source") or "Not available" in win.heatmap.view.text(),
+                    timeout=60_000)
+    qtbot.waitUntil(lambda: win.regions.values("face") is not None or "not available" in win.regions.status.text(),
+                    timeout=60_000)
+    # The query went into the history dock.
+    qtbot.waitUntil(lambda: win.history.list.count() >= 1, timeout=10_000)
+    assert gallery_setup["query"].name in win.history.list.item(0).text()
+
+
+def test_folder_import_shows_progress_and_cancels_cleanly(qtbot, window, gallery_setup):
+    win = window
+    host = gallery_setup["host"]
+    astro = gallery_setup["astro"]
+    folder = gallery_setup["root"] / "import"
+    for i in range(10):  # ten distinct photos of one person (different brightness and crops)
+        img = perturb.brightness(astro, 0.8 + 0.04 * i)[i: 512 - i, i: 512 - i]
+        _save(np.ascontiguousarray(img), folder / f"Person {i % 3}" / f"p{i:02d}.png")
+    before = host.call("gallery.counts")
+    seen = []
+    win.gallery.import_folder(str(folder))
+    worker = win.gallery.import_worker
+
+    def on_progress(done, total, _msg):
+        seen.append((done, total))
+        if done >= 2:
+            win.gallery.cancel_import()
+
+    worker.signals.progress.connect(on_progress)
+    assert win.gallery.progress_row.isVisible()
+    with qtbot.waitSignal(win.gallery.import_finished, timeout=120_000) as blocker:
+        pass
+    results = blocker.args[0]
+    assert isinstance(results, list), results
+    assert seen and seen[0][1] == 10 and win.gallery.progress.maximum() == 10
+    assert 2 <= len(results) < 10, "cancel should stop the import early"
+    assert "Cancelled" in win.gallery.progress_text.text()
+    after = host.call("gallery.counts")
+    enrolled = [r for r in results if r.error is None and r.record_id is not None]
+    assert after["images"] - before["images"] == len(enrolled)
+    assert after["faces"] - before["faces"] == len(enrolled)
+    qtbot.waitUntil(lambda: not win.gallery.progress_row.isVisible(), timeout=5_000)
+    qtbot.waitUntil(lambda: f"{after['images']} photos" in win.gallery.summary.text(), timeout=10_000)
+
+
+def test_unreadable_image_shows_message_and_window_keeps_working(qtbot, window, gallery_setup):
+    win = window
+    bad = gallery_setup["root"] / "broken.jpg"
+    bad.write_bytes(b"this is not a JPEG")
+    win.open_query(str(bad))
+    qtbot.waitUntil(lambda: win.banner.isVisible(), timeout=30_000)
+    text = win.banner.text().lower()
+    assert "broken.jpg" in text and ("not an image" in text or "unreadable" in text)
+    assert win.last_result.error["code"] in ("unreadable_image", "unsupported_format")
+    missing = gallery_setup["root"] / "nope.png"
+    win.open_query(str(missing))
+    qtbot.waitUntil(lambda: "nope.png" in win.banner.text(), timeout=30_000)
+    # Still works afterwards.
+    win.open_query(str(gallery_setup["query"]))
+    qtbot.waitUntil(lambda: win.last_result is not None and win.last_result.error is None, timeout=60_000)
+    assert not win.banner.isVisible()
+    assert win.matches.list.count() >= 1
+    win.close()
+    assert (Path(__import__("os").environ["FASFINDER_CONFIG_DIR"]) / "ui.ini").is_file()  # layout remembered

@@ -1,0 +1,163 @@
+"""Matches dock: top-k candidates of the selected face; query and candidate side by side with heatmaps."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import (QDockWidget, QGridLayout, QLabel, QListWidget, QListWidgetItem, QVBoxLayout,
+                               QWidget)
+
+from ..qtutil import ImageLabel, error_text, face_window, is_unavailable, to_pixmap
+
+ROLE_MATCH = Qt.ItemDataRole.UserRole + 1
+
+
+def match_text(m) -> str:
+    conf = "n/a" if m.confidence is None else f"{m.confidence:.0%}"
+    case = m.case_id or "\u2014"
+    return f"#{m.rank}  {m.label}\ncase {case}\nsimilarity {m.similarity:.3f} \u00b7 confidence {conf}"
+
+
+class MatchesDock(QDockWidget):
+    def __init__(self, session, parent=None):
+        super().__init__("Matches", parent)
+        self.setObjectName("dock_matches")
+        self.session = session
+        self._gen = 0
+        self._explain_cache: dict = {}
+        self._shown = None
+        w = QWidget()
+        lay = QVBoxLayout(w)
+        lay.setContentsMargins(4, 4, 4, 4)
+        self.header = QLabel("No query yet.")
+        self.header.setWordWrap(True)
+        self.header.setObjectName("dockHeader")
+        lay.addWidget(self.header)
+        self.list = QListWidget()
+        self.list.setIconSize(QSize(60, 60))
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.list.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.list.setSpacing(1)
+        self.list.setObjectName("matchList")
+        self.list.currentItemChanged.connect(self._on_current)
+        lay.addWidget(self.list, 3)
+        grid = QGridLayout()
+        grid.setSpacing(4)
+        self.q_caption = QLabel("Query")
+        self.c_caption = QLabel("Candidate")
+        for c in (self.q_caption, self.c_caption):
+            c.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            c.setObjectName("caption")
+        self.q_view = ImageLabel("", 110)
+        self.c_view = ImageLabel("", 110)
+        grid.addWidget(self.q_caption, 0, 0)
+        grid.addWidget(self.c_caption, 0, 1)
+        grid.addWidget(self.q_view, 1, 0)
+        grid.addWidget(self.c_view, 1, 1)
+        self.explain_status = QLabel("")
+        self.explain_status.setWordWrap(True)
+        self.explain_status.setObjectName("hint")
+        grid.addWidget(self.explain_status, 2, 0, 1, 2)
+        lay.addLayout(grid, 2)
+        self.setWidget(w)
+        session.face_selected.connect(self._on_face)
+        session.result_changed.connect(self._on_result)
+
+    # -- population -----------------------------------------------------------------------------
+    def _on_result(self, result) -> None:
+        self._explain_cache.clear()
+        if result is None or result.error:
+            self.list.clear()
+            self.header.setText("No query yet." if result is None else "No result.")
+            self.q_view.clear_image()
+            self.c_view.clear_image()
+            self.explain_status.setText("")
+
+    def _on_face(self, index: int) -> None:
+        self._gen += 1
+        self.list.blockSignals(True)
+        self.list.clear()
+        self.list.blockSignals(False)
+        self.q_view.clear_image()
+        self.c_view.clear_image()
+        self.explain_status.setText("")
+        fr = self.session.face
+        if fr is None:
+            return
+        n = len(self.session.result.faces)
+        if not fr.matches:
+            self.header.setText(f"Face {index + 1} of {n}: no candidates (the gallery is empty?).")
+            return
+        self.header.setText(f"Face {index + 1} of {n}: top {len(fr.matches)} candidates")
+        for m in fr.matches:
+            item = QListWidgetItem(match_text(m))
+            item.setData(ROLE_MATCH, m)
+            item.setToolTip(f"{m.label}\n{m.image}\nface id {m.face_id}")
+            self.list.addItem(item)
+        gen = self._gen
+        self.session.call("face_crops", [m.face_id for m in fr.matches],
+                          on_result=lambda crops, gen=gen: self._set_thumbs(gen, crops))
+        self.list.setCurrentRow(0)
+
+    def _set_thumbs(self, gen, crops) -> None:
+        if gen != self._gen:
+            return
+        for i, crop in enumerate(crops):
+            item = self.list.item(i)
+            if item is not None and crop is not None:
+                item.setIcon(QIcon(to_pixmap(crop, 128)))
+
+    # -- selection ------------------------------------------------------------------------------
+    def _on_current(self, item, _prev=None) -> None:
+        if item is None:
+            return
+        m = item.data(ROLE_MATCH)
+        self.session.select_match(m)
+        fr = self.session.face
+        res = self.session.result
+        y0, x0, y1, x1 = face_window(res.pixels.shape, fr.box)
+        self.q_view.set_image(res.pixels[y0:y1, x0:x1])
+        self.q_caption.setText("Query")
+        self.c_caption.setText(m.label)
+        self._shown = None
+        key = (res.sha256, fr.index, m.face_id)
+        if key in self._explain_cache:
+            self._show_explained(m, self._explain_cache[key])
+            return
+        self.explain_status.setText("Computing per-match heatmaps\u2026")
+        gen = self._gen
+        self.session.call("explain_match", res.pixels, fr.face, m.face_id,
+                          on_result=lambda v, m=m, key=key, gen=gen: self._explained(gen, key, m, v),
+                          on_error=lambda e, m=m, gen=gen: self._explain_failed(gen, m, e))
+        self.session.call("face_crops", [m.face_id], on_result=lambda c, m=m: self._candidate_crop(m, c))
+
+    def _candidate_crop(self, m, crops) -> None:
+        if self.session.match is m and crops and crops[0] is not None and self._shown is not m:
+            self.c_view.set_image(crops[0])
+
+    def _explained(self, gen, key, m, value) -> None:
+        self._explain_cache[key] = value
+        if gen == self._gen and self.session.match is m:
+            self._show_explained(m, value)
+
+    def _show_explained(self, m, value) -> None:
+        from fasfinder.explain import overlay
+
+        q_exp, g_exp, crop = value
+        self._shown = m
+        res, fr = self.session.result, self.session.face
+        y0, x0, y1, x1 = face_window(res.pixels.shape, fr.box)
+        self.q_view.set_image(overlay(res.pixels[y0:y1, x0:x1], q_exp.heatmap[y0:y1, x0:x1], 0.45))
+        self.c_view.set_image(overlay(crop, g_exp.heatmap, 0.45))
+        self.explain_status.setText(
+            f"Per-match Grad-CAM++ ({q_exp.layer}): where each face looks like the other. "
+            f"cos = {q_exp.score:.3f}")
+        self.session.match_explained.emit(m, value)
+
+    def _explain_failed(self, gen, m, exc) -> None:
+        if gen != self._gen or self.session.match is not m:
+            return
+        if is_unavailable(exc):
+            self.explain_status.setText(f"Per-match heatmaps not available for this engine: {error_text(exc)}")
+        else:
+            self.explain_status.setText(f"Per-match heatmaps failed: {error_text(exc)}")

@@ -1,0 +1,331 @@
+"""Where the service runs: in a helper process (default) or in this process. No Qt here.
+
+dlib's C++ descriptor holds Python's GIL for the whole forward pass (0.5-1.5 s per face on this
+machine), so running :class:`fasfinder.service.FasFinder` on a thread of the GUI process freezes the
+window however the threads are arranged. :class:`ProcessHost` therefore owns the service in a
+spawned child process; GUI worker threads call it and *wait* on a pipe (waiting releases the
+GIL). :class:`LocalHost` runs the same calls in-process (tests, benchmarks, debugging).
+
+Every call goes through :func:`dispatch`, a small allow-list of service operations, so the UI
+reaches ``fasfinder`` only through the :class:`FasFinder` facade and its plain result objects.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import multiprocessing as mp
+import os
+import threading
+import traceback
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict
+from typing import Callable
+
+import numpy as np
+
+from fasfinder.errors import Cancelled, FasFinderError, ModelError
+from fasfinder.service import CancelToken, FasFinder
+from fasfinder.settings import Settings
+
+log = logging.getLogger("fasfinder.ui")
+
+THUMB_SIDE = 96
+
+
+def _thumbnail(rgb: np.ndarray, side: int) -> np.ndarray:
+    import cv2
+
+    h, w = rgb.shape[:2]
+    s = side / max(h, w)
+    if s >= 1:
+        return np.ascontiguousarray(rgb)
+    return cv2.resize(rgb, (max(1, int(w * s)), max(1, int(h * s))), interpolation=cv2.INTER_AREA)
+
+
+def dispatch(service: FasFinder, method: str, args: tuple, kwargs: dict,
+             progress: Callable | None, cancel: CancelToken) -> object:
+    """Run one allowed operation on ``service``."""
+
+    if method == "analyze":
+        return service.analyze(*args, **kwargs)
+    if method == "enroll":
+        return list(service.enroll(*args, progress=progress, cancel=cancel, **kwargs))
+    if method == "explain_face":
+        pixels, face = args
+        return service.explain_face(service.load(pixels), face)
+    if method == "explain_match":
+        pixels, face, face_id = args
+        return service.explain_match(service.load(pixels), face, face_id)
+    if method == "liveness_explain":
+        pixels, face = args
+        model = service.liveness_model()
+        if model is None:
+            raise ModelError(f"no liveness (FAS) model: {service.liveness_unavailable}")
+        return model.explain(pixels, face)
+    if method == "severity":
+        from fasfinder.severity import severity_curves
+
+        return severity_curves(service, *args, progress=progress, cancel=cancel, **kwargs)
+    if method == "face_crops":
+        out = []
+        for fid in args[0]:
+            try:
+                out.append(service.gallery.face_crop_and_landmarks(int(fid))[0])
+            except FasFinderError:
+                out.append(None)
+        return out
+    if method == "thumbnails":
+        paths, side = args[0], (args[1] if len(args) > 1 else THUMB_SIDE)
+        out = []
+        for p in paths:
+            if cancel.cancelled:
+                break
+            try:
+                out.append(_thumbnail(service.load(p).pixels, side))
+            except FasFinderError:
+                out.append(None)
+        return out
+    if method == "info":
+        return {"engine": service.settings.engine, "gallery": str(service.gallery_path),
+                "counts": service.gallery.counts(), "liveness_unavailable": service.liveness_unavailable}
+    if method == "engines":
+        from fasfinder.engines import describe, engine_names
+
+        return [(n, describe(n)) for n in engine_names()]
+    if method == "seed_demo":
+        from .demo import seed_demo
+
+        return seed_demo(service, *args, progress=progress, cancel=cancel, **kwargs)
+    if method == "warm_up":
+        service.engine  # noqa: B018 - load the engine now, not on the first query
+        service.liveness_model()
+        return True
+    if method.startswith("gallery."):
+        name = method.split(".", 1)[1]
+        if name not in ("persons", "person", "update_person", "delete_person", "delete_image", "history", "counts"):
+            raise FasFinderError(f"operation {method} is not allowed", code="bad_argument")
+        return getattr(service.gallery, name)(*args, **kwargs)
+    raise FasFinderError(f"unknown operation {method}", code="bad_argument")
+
+
+def _configure_threads() -> None:
+    """One compute thread per model call: the GUI process keeps the other core."""
+
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except Exception:  # pragma: no cover - torch missing or already configured
+        pass
+    try:
+        import cv2
+
+        cv2.setNumThreads(1)
+    except Exception:  # pragma: no cover
+        pass
+
+
+def _error_tuple(exc: BaseException) -> tuple:
+    code = getattr(exc, "code", None)
+    return (type(exc).__name__, code, str(getattr(exc, "message", None) or exc) or type(exc).__name__,
+            traceback.format_exc())
+
+
+def _rebuild_error(name: str, code: str | None, message: str, tb: str) -> Exception:
+    if name in ("ModelError", "ModelIntegrityError", "ImportError", "ModuleNotFoundError"):
+        return ModelError(message, code=code or "model_missing")
+    if name == "Cancelled":
+        return Cancelled(message)
+    if code:
+        return FasFinderError(message, code=code)
+    log.error("service error %s: %s\n%s", name, message, tb)
+    return FasFinderError(f"{name}: {message}", code="internal_error")
+
+
+class Host:
+    """Interface: ``call(method, *args, progress=None, cancel=None, **kwargs)`` blocks until done."""
+
+    settings: Settings
+
+    def call(self, method: str, *args, progress=None, cancel: CancelToken | None = None, **kwargs):
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class LocalHost(Host):
+    """The service in this process (the GIL-holding dlib engine will stall the GUI)."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        _configure_threads()
+        self.service = FasFinder(settings=settings)
+
+    def call(self, method, *args, progress=None, cancel=None, **kwargs):
+        cancel = cancel or CancelToken()
+        try:
+            return dispatch(self.service, method, args, kwargs, progress, cancel)
+        except FasFinderError:
+            raise
+        except Exception as exc:
+            raise _rebuild_error(*_error_tuple(exc)) from exc
+
+    def close(self) -> None:
+        self.service.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Process host
+# ---------------------------------------------------------------------------------------------
+def _serve(conn, settings: dict, threads: int) -> None:  # runs in the child process
+    _configure_threads()
+    service = FasFinder(settings=Settings(**settings))
+    send_lock = threading.Lock()
+    tokens: dict[int, CancelToken] = {}
+
+    def send(msg) -> None:
+        with send_lock:
+            conn.send(msg)
+
+    def run(call_id, method, args, kwargs):
+        token = tokens[call_id]
+
+        def progress(done, total, message=""):
+            send(("progress", call_id, int(done), int(total), str(message)))
+
+        try:
+            value = dispatch(service, method, args, kwargs, progress, token)
+            send(("ok", call_id, value))
+        except BaseException as exc:  # noqa: BLE001 - everything goes back to the caller
+            send(("err", call_id, _error_tuple(exc)))
+        finally:
+            tokens.pop(call_id, None)
+
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fasfinder-host")
+    try:
+        while True:
+            try:
+                msg = conn.recv()
+            except (EOFError, OSError):
+                break
+            kind = msg[0]
+            if kind == "call":
+                _, call_id, method, args, kwargs = msg
+                tokens[call_id] = CancelToken()
+                pool.submit(run, call_id, method, args, kwargs)
+            elif kind == "cancel":
+                tok = tokens.get(msg[1])
+                if tok is not None:
+                    tok.cancel()
+            elif kind == "stop":
+                for tok in list(tokens.values()):
+                    tok.cancel()
+                break
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        service.close()
+
+
+class ProcessHost(Host):
+    """The service in a spawned child process; calls are multiplexed over one pipe."""
+
+    def __init__(self, settings: Settings, threads: int = 2):
+        self.settings = settings
+        self.threads = threads
+        self._ids = itertools.count(1)
+        self._pending: dict[int, tuple[Future, Callable | None]] = {}
+        self._lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._proc = None
+        self._conn = None
+        self._start()
+
+    def _start(self) -> None:
+        ctx = mp.get_context("spawn")
+        parent, child = ctx.Pipe(duplex=True)
+        self._proc = ctx.Process(target=_serve, args=(child, asdict(self.settings), self.threads),
+                                 name="fasfinder-host", daemon=True)
+        self._proc.start()
+        child.close()
+        self._conn = parent
+        self._reader = threading.Thread(target=self._read, args=(parent,), name="fasfinder-host-reader", daemon=True)
+        self._reader.start()
+
+    def _read(self, conn) -> None:
+        while True:
+            try:
+                msg = conn.recv()
+            except (EOFError, OSError):
+                break
+            kind, call_id = msg[0], msg[1]
+            with self._lock:
+                entry = self._pending.get(call_id)
+            if entry is None:
+                continue
+            fut, progress = entry
+            if kind == "progress":
+                if progress is not None:
+                    try:
+                        progress(msg[2], msg[3], msg[4])
+                    except Exception:  # pragma: no cover - a broken callback must not kill the reader
+                        log.exception("progress callback failed")
+                continue
+            with self._lock:
+                self._pending.pop(call_id, None)
+            if kind == "ok":
+                fut.set_result(msg[2])
+            else:
+                fut.set_exception(_rebuild_error(*msg[2]))
+        # The child is gone: fail whatever is still waiting.
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        for fut, _ in pending.values():
+            if not fut.done():
+                fut.set_exception(FasFinderError("the inference process stopped", code="host_stopped"))
+
+    @property
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.is_alive()
+
+    def call(self, method, *args, progress=None, cancel=None, **kwargs):
+        if not self.alive:
+            self._start()
+        call_id = next(self._ids)
+        fut: Future = Future()
+        with self._lock:
+            self._pending[call_id] = (fut, progress)
+        with self._send_lock:
+            self._conn.send(("call", call_id, method, args, kwargs))
+        cancel_sent = False
+        while True:
+            try:
+                return fut.result(timeout=0.1)
+            except TimeoutError:
+                if cancel is not None and cancel.cancelled and not cancel_sent:
+                    cancel_sent = True
+                    with self._send_lock:
+                        self._conn.send(("cancel", call_id))
+                if not self.alive and not fut.done():
+                    raise FasFinderError("the inference process stopped", code="host_stopped")
+
+    def close(self) -> None:
+        if self._proc is None:
+            return
+        try:
+            with self._send_lock:
+                self._conn.send(("stop",))
+        except (OSError, ValueError):
+            pass
+        self._proc.join(timeout=10)
+        if self._proc.is_alive():
+            self._proc.terminate()
+            self._proc.join(timeout=5)
+        self._conn.close()
+        self._proc = None
+
+
+def make_host(settings: Settings, kind: str | None = None) -> Host:
+    kind = kind or os.environ.get("FASFINDER_HOST", "process")
+    return LocalHost(settings) if kind == "local" else ProcessHost(settings)

@@ -1,0 +1,313 @@
+"""The main window: query view in the centre, analysis docks around it."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtGui import QAction, QIcon, QKeySequence
+from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMessageBox, QToolBar, QVBoxLayout, QWidget)
+
+from fasfinder.settings import Settings, config_dir, default_gallery_path
+
+from .docks.gallery import GalleryDock
+from .docks.heatmap import HeatmapDock
+from .docks.history import HistoryDock
+from .docks.matches import MatchesDock
+from .docks.regions import RegionDock
+from .docks.severity import SeverityDock
+from .host import Host, make_host
+from .image_view import ImageView
+from .qtutil import error_text
+from .session import Session
+from .settings_dialog import SettingsDialog
+
+log = logging.getLogger("fasfinder.ui")
+
+RESOURCES = Path(__file__).resolve().parent.parent / "resources"
+IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.tif *.tiff *.webp *.gif *.ppm *.pgm);;All files (*)"
+STATE_VERSION = 1
+
+
+def icon(name: str) -> QIcon:
+    return QIcon(str(RESOURCES / "icons" / f"{name}.svg"))
+
+
+def ui_settings() -> QSettings:
+    return QSettings(str(config_dir() / "ui.ini"), QSettings.Format.IniFormat)
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings: Settings | None = None, host: Host | None = None, *, offer_demo: bool = True,
+                 restore_layout: bool = True):
+        super().__init__()
+        self.settings = settings or Settings.load()
+        self.host = host or make_host(self.settings)
+        self._own_host = host is None
+        self.offer_demo = offer_demo
+        self.session = Session(self.host, parent=self)
+        self.setWindowTitle("FASFinder \u2013 face search for missing-person cases")
+        self.setWindowIcon(icon("app"))
+        self.setAcceptDrops(True)
+        self.setDockOptions(QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks)
+
+        central = QWidget()
+        lay = QVBoxLayout(central)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(0)
+        self.banner = QLabel("")
+        self.banner.setObjectName("errorBanner")
+        self.banner.setWordWrap(True)
+        self.banner.setVisible(False)
+        lay.addWidget(self.banner)
+        self.view = ImageView()
+        lay.addWidget(self.view, 1)
+        self.setCentralWidget(central)
+
+        self.matches = MatchesDock(self.session, self)
+        self.heatmap = HeatmapDock(self.session, self)
+        self.regions = RegionDock(self.session, self)
+        self.severity = SeverityDock(self.session, self)
+        self.gallery = GalleryDock(self.session, self)
+        self.history = HistoryDock(self.session, self)
+        self.docks = [self.gallery, self.history, self.matches, self.heatmap, self.regions, self.severity]
+        for d in self.docks:
+            d.setFeatures(QDockWidgetFeatures.ALL)
+        self._default_layout()
+        self._default_state = self.saveState(STATE_VERSION)
+
+        self._actions()
+        self.status_info = QLabel("")
+        self.statusBar().addPermanentWidget(self.status_info)
+
+        self.view.face_clicked.connect(self.session.select_face)
+        self.view.files_dropped.connect(self._dropped)
+        self.session.face_selected.connect(self.view.select_face)
+        self.session.message.connect(self.statusBar().showMessage)
+        self.session.gallery_changed.connect(self._refresh_info)
+        self.history.reopen.connect(lambda p: self.open_query(p, record=False))
+        self.gallery.import_finished.connect(lambda _r: self._refresh_info())
+        self.last_result = None
+
+        self.resize(1280, 800)
+        if restore_layout:
+            self.restore_layout()
+        QTimer.singleShot(0, self._startup)
+
+    # -- layout -------------------------------------------------------------------------------
+    def _default_layout(self) -> None:
+        L, R, B = (Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea,
+                   Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.setCorner(Qt.Corner.BottomLeftCorner, L)
+        self.setCorner(Qt.Corner.BottomRightCorner, R)
+        self.addDockWidget(L, self.gallery)
+        self.addDockWidget(L, self.history)
+        self.tabifyDockWidget(self.gallery, self.history)
+        self.gallery.raise_()
+        self.addDockWidget(R, self.matches)
+        self.addDockWidget(R, self.heatmap)
+        self.splitDockWidget(self.matches, self.heatmap, Qt.Orientation.Vertical)
+        self.addDockWidget(B, self.regions)
+        self.addDockWidget(B, self.severity)
+        self.splitDockWidget(self.regions, self.severity, Qt.Orientation.Horizontal)
+        self.resizeDocks([self.gallery, self.matches], [280, 330], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.matches, self.heatmap], [430, 300], Qt.Orientation.Vertical)
+        self.resizeDocks([self.regions], [260], Qt.Orientation.Vertical)
+        self.resizeDocks([self.regions, self.severity], [330, 340], Qt.Orientation.Horizontal)
+
+    def restore_layout(self) -> None:
+        s = ui_settings()
+        geo, state = s.value("window/geometry"), s.value("window/state")
+        if geo is not None:
+            self.restoreGeometry(geo)
+        if state is not None:
+            self.restoreState(state, STATE_VERSION)
+
+    def save_layout(self) -> None:
+        s = ui_settings()
+        s.setValue("window/geometry", self.saveGeometry())
+        s.setValue("window/state", self.saveState(STATE_VERSION))
+        s.sync()
+
+    def reset_layout(self) -> None:
+        for d in self.docks:
+            d.setFloating(False)
+            d.show()
+        self.restoreState(self._default_state, STATE_VERSION)
+
+    def _actions(self) -> None:
+        tb = QToolBar("Main")
+        tb.setObjectName("toolbar_main")
+        tb.setMovable(False)
+        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.addToolBar(tb)
+        m_file = self.menuBar().addMenu("&File")
+        m_gallery = self.menuBar().addMenu("&Gallery")
+        m_view = self.menuBar().addMenu("&View")
+
+        def act(text, slot, ico=None, shortcut=None, menu=None, toolbar=False):
+            a = QAction(icon(ico) if ico else QIcon(), text, self)
+            a.triggered.connect(slot)
+            if shortcut:
+                a.setShortcut(QKeySequence(shortcut))
+            if menu is not None:
+                menu.addAction(a)
+            if toolbar:
+                tb.addAction(a)
+            return a
+
+        act("Open query\u2026", self.choose_query, "open", "Ctrl+O", m_file, True)
+        act("Import folder\u2026", self.gallery.choose_folder, "import", "Ctrl+I", m_gallery, True)
+        act("Add demo persons", self.gallery.seed_demo, None, None, m_gallery)
+        act("Refresh", lambda: self.session.gallery_changed.emit(), None, "F5", m_gallery)
+        act("Compute severity curves", self.severity.compute, "curves", None, None, True)
+        m_file.addSeparator()
+        act("Settings\u2026", self.open_settings, "settings", "Ctrl+,", m_file, True)
+        m_file.addSeparator()
+        act("Quit", self.close, None, "Ctrl+Q", m_file)
+        for d in self.docks:
+            m_view.addAction(d.toggleViewAction())
+        m_view.addSeparator()
+        act("Reset layout", self.reset_layout, None, None, m_view)
+
+    # -- startup ------------------------------------------------------------------------------
+    def _startup(self) -> None:
+        self.session.gallery_changed.emit()
+        self.session.call("warm_up", on_error=lambda e: self.session.report_error(e))
+        self.session.call("info", on_result=self._maybe_offer_demo)
+
+    def _refresh_info(self) -> None:
+        self.session.call("info", on_result=self._show_info)
+
+    def _show_info(self, info) -> None:
+        c = info["counts"]
+        live = "liveness: on" if not info["liveness_unavailable"] else "liveness: n/a"
+        self.status_info.setText(f"{Path(info['gallery']).name} \u00b7 {c['persons']} persons \u00b7 {c['images']} photos"
+                                 f" \u00b7 {info['engine']} \u00b7 {live}")
+        self.status_info.setToolTip(f"{info['gallery']}\n{info['liveness_unavailable'] or 'liveness model installed'}")
+
+    def _maybe_offer_demo(self, info) -> None:
+        self._show_info(info)
+        if not self.offer_demo or info["counts"]["images"] > 0:
+            return
+        if Path(info["gallery"]).resolve() != default_gallery_path().resolve():
+            return
+        answer = QMessageBox.question(
+            self, "Empty gallery",
+            "The gallery is empty. Add a small demo gallery (an astronaut photo, and a few LFW persons when the "
+            "data set is present) so you can try a search?")
+        if answer == QMessageBox.StandardButton.Yes:
+            self.gallery.seed_demo()
+
+    # -- queries ------------------------------------------------------------------------------
+    def choose_query(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open a query photo", "", IMAGE_FILTER)
+        if path:
+            self.open_query(path)
+
+    def _dropped(self, paths: list) -> None:
+        files = [p for p in paths if Path(p).is_file()]
+        folders = [p for p in paths if Path(p).is_dir()]
+        if files:
+            self.open_query(files[0])
+        elif folders:
+            self.gallery.import_folder(folders[0])
+
+    def dragEnterEvent(self, ev):  # noqa: N802
+        if ev.mimeData().hasUrls():
+            ev.acceptProposedAction()
+
+    def dropEvent(self, ev):  # noqa: N802
+        self._dropped([u.toLocalFile() for u in ev.mimeData().urls() if u.isLocalFile()])
+
+    def open_query(self, path: str, record: bool = True) -> None:
+        self.banner.setVisible(False)
+        self.statusBar().showMessage(f"Searching {Path(path).name}\u2026")
+        self.session.call("analyze", str(path), record=record, on_result=self._on_query,
+                          on_error=self._on_query_error)
+
+    def _on_query_error(self, exc) -> None:
+        self._show_banner(f"Could not search this photo: {error_text(exc)}")
+
+    def _show_banner(self, text: str) -> None:
+        self.banner.setText(text)
+        self.banner.setVisible(True)
+        self.statusBar().showMessage(text, 15000)
+
+    def _on_query(self, result) -> None:
+        self.last_result = result
+        if result.error:
+            msg = error_text(result.error)
+            if msg.startswith(f"{result.query}: "):
+                msg = msg[len(result.query) + 2:]
+            code = result.error.get("code", "")
+            if code == "no_face" and result.pixels is not None:
+                self.view.set_result(result.pixels, [])
+                self._show_banner(f"No face found in {Path(result.query).name}. Try a larger or sharper photo, "
+                                  "or the CNN detector in Settings.")
+            else:
+                self._show_banner(f"Could not search {Path(result.query).name}: {msg} [{code}]")
+            self.session.set_result(None)
+            return
+        self.view.set_result(result.pixels, result.faces)
+        self.session.set_result(result)
+        self.session.history_changed.emit()
+        t = result.timings_ms
+        total = sum(t.values())
+        n = len(result.faces)
+        self.statusBar().showMessage(f"{Path(result.query).name}: {n} face{'s' if n != 1 else ''} "
+                                     f"in {total:.0f} ms", 10000)
+
+    # -- settings -----------------------------------------------------------------------------
+    def open_settings(self) -> None:
+        self.session.call("engines", on_result=self._settings_dialog,
+                          on_error=lambda _e: self._settings_dialog([]))
+
+    def _settings_dialog(self, engines) -> None:
+        dlg = SettingsDialog(self.settings, engines, self)
+        if dlg.exec() != SettingsDialog.DialogCode.Accepted:
+            return
+        new = dlg.result_settings()
+        try:
+            new.save()
+        except OSError as exc:
+            QMessageBox.warning(self, "Settings", f"Could not save the settings: {exc}")
+            return
+        self.apply_settings(new)
+
+    def apply_settings(self, new: Settings) -> None:
+        """Restart the inference host with ``new`` settings (cancels running work)."""
+
+        self.session.pool.cancel_all()
+        self.session.pool.wait_idle(timeout_ms=30_000, settle_ms=0)
+        old = self.host
+        self.settings = new
+        self.host = make_host(new)
+        self.session.host = self.host
+        if self._own_host:
+            old.close()
+        self._own_host = True
+        self.session.set_result(None)
+        self.view.show_message("Settings applied. Open a query photo.")
+        self.session.gallery_changed.emit()
+        self.session.history_changed.emit()
+
+    # -- shutdown -----------------------------------------------------------------------------
+    def closeEvent(self, ev):  # noqa: N802
+        try:
+            self.save_layout()
+        except Exception:  # pragma: no cover - never block closing on the layout file
+            log.exception("could not save the window layout")
+        self.session.pool.cancel_all()
+        self.session.pool.wait_idle(timeout_ms=20_000, settle_ms=0)
+        if self._own_host:
+            self.host.close()
+        super().closeEvent(ev)
+
+
+class QDockWidgetFeatures:
+    from PySide6.QtWidgets import QDockWidget as _D
+
+    ALL = (_D.DockWidgetFeature.DockWidgetMovable | _D.DockWidgetFeature.DockWidgetFloatable
+           | _D.DockWidgetFeature.DockWidgetClosable)

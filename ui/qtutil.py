@@ -1,0 +1,88 @@
+"""Small Qt helpers: numpy RGB <-> QPixmap, face crops for display, error text."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtWidgets import QLabel, QSizePolicy
+
+
+def to_qimage(rgb: np.ndarray) -> QImage:
+    arr = np.ascontiguousarray(rgb[..., :3] if rgb.ndim == 3 else np.stack([rgb] * 3, -1)).astype(np.uint8, copy=False)
+    h, w = arr.shape[:2]
+    img = QImage(arr.data, w, h, 3 * w, QImage.Format.Format_RGB888)
+    return img.copy()  # own the pixels (arr may go away)
+
+
+def to_pixmap(rgb: np.ndarray, max_side: int | None = None) -> QPixmap:
+    pm = QPixmap.fromImage(to_qimage(rgb))
+    if max_side and max(pm.width(), pm.height()) > max_side:
+        pm = pm.scaled(max_side, max_side, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
+    return pm
+
+
+def face_window(shape, box, margin: float = 1.6) -> tuple[int, int, int, int]:
+    """(y0, x0, y1, x1): a square around the face box, ``margin`` x its size, clipped to the image."""
+
+    h, w = shape[:2]
+    x0, y0, x1, y1 = box
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    half = max(x1 - x0, y1 - y0) * margin / 2
+    return max(0, int(cy - half)), max(0, int(cx - half)), min(h, int(cy + half)), min(w, int(cx + half))
+
+
+def error_text(exc) -> str:
+    """One line for people from an exception or a service error dict."""
+
+    if isinstance(exc, dict):
+        return exc.get("message") or exc.get("code") or "error"
+    msg = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return msg
+
+
+def is_unavailable(exc) -> bool:
+    """True for 'this model/feature is not installed' errors (shown as a state, not an error)."""
+
+    from fasfinder.errors import ModelError
+
+    return isinstance(exc, (ModelError, ImportError)) or getattr(exc, "code", "") in ("model_missing", "model_integrity")
+
+
+class ImageLabel(QLabel):
+    """A QLabel that shows an RGB array scaled to fit (keeps the aspect ratio on resize)."""
+
+    def __init__(self, placeholder: str = "", min_side: int = 120, parent=None):
+        super().__init__(parent)
+        self._rgb = None
+        self._placeholder = placeholder
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setMinimumSize(min_side, min_side)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setWordWrap(True)
+        self.setObjectName("imageLabel")
+        self.clear_image(placeholder)
+
+    def set_image(self, rgb: np.ndarray | None) -> None:
+        self._rgb = rgb
+        if rgb is None:
+            self.clear_image(self._placeholder)
+            return
+        self._pix = QPixmap.fromImage(to_qimage(rgb))
+        self._rescale()
+
+    def clear_image(self, text: str = "") -> None:
+        self._rgb = None
+        self._pix = None
+        self.setPixmap(QPixmap())
+        self.setText(text)
+
+    def _rescale(self) -> None:
+        if self._pix is None:
+            return
+        self.setPixmap(self._pix.scaled(max(1, self.width() - 4), max(1, self.height() - 4),
+                                        Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation))
+
+    def resizeEvent(self, ev):  # noqa: N802
+        super().resizeEvent(ev)
+        self._rescale()
