@@ -99,7 +99,7 @@ class MainWindow(QMainWindow):
     def _default_layout(self) -> None:
         L, R, B = (Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea,
                    Qt.DockWidgetArea.BottomDockWidgetArea)
-        self.setCorner(Qt.Corner.BottomLeftCorner, L)
+        self.setCorner(Qt.Corner.BottomLeftCorner, B)
         self.setCorner(Qt.Corner.BottomRightCorner, R)
         self.addDockWidget(L, self.gallery)
         self.addDockWidget(L, self.history)
@@ -114,7 +114,7 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.gallery, self.matches], [280, 330], Qt.Orientation.Horizontal)
         self.resizeDocks([self.matches, self.heatmap], [430, 300], Qt.Orientation.Vertical)
         self.resizeDocks([self.regions], [260], Qt.Orientation.Vertical)
-        self.resizeDocks([self.regions, self.severity], [330, 340], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.regions, self.severity], [400, 550], Qt.Orientation.Horizontal)
 
     def restore_layout(self) -> None:
         s = ui_settings()

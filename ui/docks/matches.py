@@ -86,7 +86,9 @@ class MatchesDock(QDockWidget):
             return
         n = len(self.session.result.faces)
         if not fr.matches:
-            self.header.setText(f"Face {index + 1} of {n}: no candidates (the gallery is empty?).")
+            engine = self.session.result.engine
+            self.header.setText(f"Face {index + 1} of {n}: no candidates. The gallery has no photos enrolled with "
+                                f"the engine {engine} (empty gallery, or enrolled with another engine).")
             return
         self.header.setText(f"Face {index + 1} of {n}: top {len(fr.matches)} candidates")
         for m in fr.matches:

@@ -49,6 +49,8 @@ class SeverityDock(QDockWidget):
             p.setMouseEnabled(False, False)
             p.hideButtons()
             p.showGrid(x=True, y=True, alpha=0.2)
+            p.getAxis("left").enableAutoSIPrefix(False)
+            p.getAxis("left").setWidth(40)
             self.plots[kind] = p
         lay.addWidget(self.graphs, 1)
         self.status = QLabel("Computed on demand for the selected face (about 20 re-embeddings).")
@@ -118,6 +120,5 @@ class SeverityDock(QDockWidget):
             xs, ys = zip(*pts)
             p.plot(xs, ys, pen=pg.mkPen("#4dabf7", width=2), symbol="o", symbolSize=6, symbolBrush="#4dabf7")
             p.addLine(y=curves.baseline, pen=pg.mkPen("#adb5bd", style=pg.QtCore.Qt.PenStyle.DashLine))
-            p.setLabel("left", label)
         self.status.setText(f"{label} vs severity ({curves.region}; baseline {curves.baseline:.3f}; "
                             f"occlusion averaged over 3 seeds; engine {curves.engine}).")
