@@ -180,6 +180,10 @@ class LocalHost(Host):
 # Process host
 # ---------------------------------------------------------------------------------------------
 def _serve(conn, settings: dict, threads: int) -> None:  # runs in the child process
+    try:  # the GUI process wins the CPU when the cores are contended
+        os.nice(5)
+    except (AttributeError, OSError):  # pragma: no cover - Windows / not permitted
+        pass
     _configure_threads()
     service = FasFinder(settings=Settings(**settings))
     send_lock = threading.Lock()
