@@ -36,17 +36,41 @@ def read_identities(celeba_root: Path, per_identity: int) -> list[tuple[Path, st
 
 
 def fit_platt(s: np.ndarray, y: np.ndarray, iters: int = 100) -> tuple[float, float]:
-    """Logistic regression of y on s (Newton's method, tiny ridge for stability)."""
+    """Logistic regression of y on s, as in Platt (1999).
+
+    Targets are Platt's smoothed ones, (N+ + 1) / (N+ + 2) and 1 / (N- + 2), so that (nearly)
+    separable pairs, common with a strong face model, give a finite slope instead of diverging;
+    Newton steps are halved until the negative log-likelihood decreases.
+    """
+
+    s = np.asarray(s, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    n_pos, n_neg = float(y.sum()), float(len(y) - y.sum())
+    t = np.where(y > 0.5, (n_pos + 1) / (n_pos + 2), 1 / (n_neg + 2))
+
+    def nll(a: float, b: float) -> float:
+        z = a * s + b
+        return float(np.sum(np.logaddexp(0, z) - t * z))
 
     a, b = 10.0, -5.0
+    f = nll(a, b)
     for _ in range(iters):
         p = 1.0 / (1.0 + np.exp(-(a * s + b)))
-        g = np.array([np.sum((p - y) * s), np.sum(p - y)]) + 1e-6 * np.array([a, b])
+        g = np.array([np.sum((p - t) * s), np.sum(p - t)])
         w = p * (1 - p)
-        h = np.array([[np.sum(w * s * s), np.sum(w * s)], [np.sum(w * s), np.sum(w)]]) + 1e-6 * np.eye(2)
+        h = np.array([[np.sum(w * s * s), np.sum(w * s)], [np.sum(w * s), np.sum(w)]]) + 1e-9 * np.eye(2)
         step = np.linalg.solve(h, g)
-        a, b = a - step[0], b - step[1]
-        if np.abs(step).max() < 1e-10:
+        lam = 1.0
+        while lam > 1e-8:
+            a2, b2 = a - lam * step[0], b - lam * step[1]
+            f2 = nll(a2, b2)
+            if f2 <= f:
+                break
+            lam /= 2
+        else:
+            break
+        a, b, f = a2, b2, f2
+        if np.abs(lam * step).max() < 1e-10:
             break
     return float(a), float(b)
 

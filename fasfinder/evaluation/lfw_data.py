@@ -76,10 +76,13 @@ class EmbeddingCache:
         self.data: dict[str, tuple[np.ndarray, np.ndarray, bool]] = {}
         self._lock = threading.Lock()
         if self.path.is_file() and self.meta_path.is_file():
-            z = np.load(self.path)
+            # Read each array once: indexing an NpzFile member re-reads the whole array, so doing it
+            # per row made reloading O(n^2) in memory and time.
+            with np.load(self.path) as z:
+                plain, mirror, fallback = z["plain"], z["mirror"], z["fallback"]
             keys = json.loads(self.meta_path.read_text())
             for i, k in enumerate(keys["paths"]):
-                self.data[k] = (z["plain"][i], z["mirror"][i], bool(z["fallback"][i]))
+                self.data[k] = (plain[i], mirror[i], bool(fallback[i]))
 
     def save(self) -> None:
         with self._lock:
@@ -109,12 +112,14 @@ class DetectionCache:
         if not self.path.is_file():
             return
         try:
-            z = np.load(self.path, allow_pickle=False)
-            for i, k in enumerate(z["paths"]):
+            with np.load(self.path, allow_pickle=False) as z:  # each array read once (see EmbeddingCache)
+                paths, boxes, landmarks, shape5 = z["paths"], z["boxes"], z["landmarks"], z["shape5"]
+                scores, detectors, fallback = z["scores"], z["detectors"], z["fallback"]
+            for i, k in enumerate(paths):
                 if str(k) not in self.data:
-                    face = Face(box=tuple(int(v) for v in z["boxes"][i]), landmarks=z["landmarks"][i],
-                                shape5=z["shape5"][i], score=float(z["scores"][i]), detector=str(z["detectors"][i]))
-                    self.data[str(k)] = (face, bool(z["fallback"][i]))
+                    face = Face(box=tuple(int(v) for v in boxes[i]), landmarks=landmarks[i],
+                                shape5=shape5[i], score=float(scores[i]), detector=str(detectors[i]))
+                    self.data[str(k)] = (face, bool(fallback[i]))
         except (OSError, ValueError, KeyError):
             pass  # a damaged cache is recomputed
 
