@@ -177,3 +177,41 @@ def test_cam_vector_engine_shape(astronaut):
     plain, mirrored = CamVectorEngine().embed_views(astronaut, faces, mirror=True)
     assert plain.shape == (1, 16384) and mirrored.shape == (1, 16384)
     assert np.isclose(np.linalg.norm(plain[0]), 1, atol=1e-5)
+
+
+def test_online_training_exports_float16_weights_the_engine_runs(tmp_path, monkeypatch, astronaut):
+    """Chip file -> heatmaps + teacher on the fly -> 2 epochs -> export -> engine embeds a real face."""
+
+    from fasfinder.engines.heatmap_nets import HeatmapNetEngine
+    from fasfinder.faces import FaceAnalyzer, face_chip
+    from fasfinder.heatmap_models.data import load_chip_file, write_chip_file
+    from fasfinder.heatmap_models.train_online import OnlineConfig, export_online, prepare_tensors, train_online
+
+    face = FaceAnalyzer().detect(astronaut)[0]
+    chip = face_chip(astronaut, face)
+    chips, items = [], []
+    for ident in range(3):  # 3 "identities" x 4 images (brightness variants): 2 train + 2 validate each
+        for k in range(4):
+            chips.append(np.clip(chip.astype(np.float32) * (0.7 + 0.1 * k + 0.05 * ident), 0, 255).astype(np.uint8))
+            items.append({"path": f"id{ident}/{k}.jpg", "identity": 100 + ident, "split": "train" if k < 2 else "val",
+                          "source": "test"})
+    path = write_chip_file(tmp_path / "chips.npz", items, ["test"] * len(items), chips, listed=len(items))
+    back, meta = load_chip_file(path)
+    assert back.shape == (12, 150, 150, 3) and meta["items"] == items
+    assert np.abs(back.astype(int) - np.stack(chips)).mean() < 3  # JPEG q95
+
+    data = prepare_tensors(path, None, "cpu", 64)
+    assert data["heat"].shape == (12, 150, 150) and data["va_heat"].shape == (6, 64, 64)
+    cfg = OnlineConfig(backbone="shufflenet", variant="heatmap", size=64, epochs=2, batch=3, device="cpu", amp=False)
+    state = train_online(cfg, data, tmp_path / "run", log=lambda *_: None)
+    assert state["epoch"] == 2 and state["steps"] == 4
+    assert 0 <= state["history"][-1]["val_pair_auc"] <= 1
+    models = tmp_path / "models"
+    models.mkdir()
+    card = json.loads(export_online(tmp_path / "run", models, command="test").read_text())
+    assert card["name"] == "shufflenet-heatmap" and [f["name"] for f in card["files"]] == ["weights", "head"]
+    sd = torch.load(models / "shufflenet-heatmap.pt", weights_only=True)
+    assert sd["fc.weight"].dtype == torch.float16
+    monkeypatch.setenv("FASFINDER_MODELS_DIR", str(models))
+    plain, mirrored = HeatmapNetEngine("shufflenet-heatmap").embed_views(astronaut, [face], mirror=True)
+    assert plain.shape == (1, 128) and np.allclose(np.linalg.norm(plain, axis=1), 1, atol=1e-5)

@@ -14,7 +14,13 @@ def ArcFace(embed_dim: int, n_classes: int, scale: float = 32.0, margin: float =
             super().__init__()
             self.weight = torch.nn.Parameter(torch.empty(n_classes, embed_dim))
             torch.nn.init.xavier_uniform_(self.weight)
-            self.s, self.m = float(scale), float(margin)
+            self.s = float(scale)
+            self.set_margin(margin)
+
+        def set_margin(self, margin: float) -> None:
+            """Change the angular margin (training ramps it up from 0)."""
+
+            self.m = float(margin)
             self.cos_m, self.sin_m = math.cos(margin), math.sin(margin)
             self.th = math.cos(math.pi - margin)
             self.mm = math.sin(math.pi - margin) * margin

@@ -66,26 +66,19 @@ def list_images(data_root: Path = DATA_ROOT) -> list[dict]:
     return items
 
 
-def prepare_shard(cache_dir: Path, shard: int, n_shards: int, size: int = 112, data_root: Path = DATA_ROOT,
-                  progress: bool = True) -> Path:
-    """Detect, align, compute heatmaps and teacher embeddings for shard ``shard`` of ``n_shards``."""
+def aligned_chips(items: list[dict], progress: bool = True, tag: str = "") -> tuple[list[dict], list[str], list[np.ndarray]]:
+    """(kept items, detector labels, dlib's aligned 150 px chips) for the items whose face is found.
+
+    celeba_extra crops are centred on dlib's HOG box (side = crop side / 2.2, SOURCE.md), so the
+    box is known and only the landmarks are computed there; the in-the-wild celeba_subset images
+    are searched with HOG (no upsampling first: their faces are large; then upsampling 1).
+    """
 
     import cv2
-    import torch
 
-    cache_dir = Path(cache_dir)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    out = cache_dir / f"shard{shard}of{n_shards}-{size}.npz"
-    if out.is_file():
-        return out
-    items = list_images(data_root)[shard::n_shards]
-    # celeba_extra crops are centred on dlib's HOG box (side = crop side / 2.2, SOURCE.md), so the
-    # box is known and only the landmarks are computed there; the in-the-wild celeba_subset images
-    # are searched with HOG (no upsampling first: their faces are large; then upsampling 1).
     analyzer = FaceAnalyzer(DetectorSettings(upsample=0, fallback=False))
     analyzer_up = FaceAnalyzer(DetectorSettings(upsample=1, fallback=False))
-    cam = FastCam()
-    kept, chips, dets = [], [], []
+    kept, dets, chips = [], [], []
     t0 = time.time()
     for i, it in enumerate(items):
         bgr = cv2.imread(it["path"])
@@ -99,14 +92,31 @@ def prepare_shard(cache_dir: Path, shard: int, n_shards: int, size: int = 112, d
             faces = [analyzer.face_at(rgb, box, detector="source-box")]
         else:
             faces = analyzer.detect(rgb) or analyzer_up.detect(rgb)
-        det = faces[0].detector if faces else ""
         if not faces:
             continue
         kept.append(it)
-        dets.append(det)
+        dets.append(faces[0].detector)
         chips.append(face_chip(rgb, faces[0]))
         if progress and (i + 1) % 200 == 0:
-            print(f"shard {shard}: detected {i + 1}/{len(items)} ({time.time() - t0:.0f}s)", flush=True)
+            print(f"{tag}detected {i + 1}/{len(items)} ({time.time() - t0:.0f}s)", flush=True)
+    return kept, dets, chips
+
+
+def prepare_shard(cache_dir: Path, shard: int, n_shards: int, size: int = 112, data_root: Path = DATA_ROOT,
+                  progress: bool = True) -> Path:
+    """Detect, align, compute heatmaps and teacher embeddings for shard ``shard`` of ``n_shards``."""
+
+    import torch
+
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    out = cache_dir / f"shard{shard}of{n_shards}-{size}.npz"
+    if out.is_file():
+        return out
+    items = list_images(data_root)[shard::n_shards]
+    t0 = time.time()
+    kept, dets, chips = aligned_chips(items, progress, tag=f"shard {shard}: ")
+    cam = FastCam()
     chips_arr = np.stack(chips)
     heat, desc = cam(chips_arr)
     with torch.inference_mode():
@@ -128,6 +138,49 @@ def prepare_shard(cache_dir: Path, shard: int, n_shards: int, size: int = 112, d
     if progress:
         print(f"shard {shard}: done {len(kept)}/{len(items)} faces in {time.time() - t0:.0f}s", flush=True)
     return out
+
+
+CHIP_JPEG_QUALITY = 95
+
+
+def prepare_chip_file(out: Path, data_root: Path = DATA_ROOT, quality: int = CHIP_JPEG_QUALITY, progress: bool = True) -> Path:
+    """Every training/validation face as dlib's aligned 150 px chip, JPEG-encoded, in one ``.npz``.
+
+    The compact input of :mod:`.train_online` (the heatmaps and teacher embeddings are computed
+    where the training runs, e.g. on a GPU box, from these chips): ``jpeg`` (all files' bytes
+    concatenated), ``offsets`` and ``meta`` (items with identity/split/source/path, detector).
+    JPEG at ``quality`` keeps the file a few tens of MB (the sources are JPEGs already).
+    """
+
+    items = list_images(data_root)
+    kept, dets, chips = aligned_chips(items, progress)
+    return write_chip_file(out, kept, dets, chips, listed=len(items), quality=quality)
+
+
+def write_chip_file(out: Path, items: list[dict], detectors: list[str], chips: list[np.ndarray], *, listed: int,
+                    quality: int = CHIP_JPEG_QUALITY) -> Path:
+    import cv2
+
+    out = Path(out)
+    blobs = [cv2.imencode(".jpg", c[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes() for c in chips]
+    offsets = np.cumsum([0] + [len(b) for b in blobs]).astype(np.int64)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.stem + ".tmp.npz")
+    np.savez(tmp, jpeg=np.frombuffer(b"".join(blobs), dtype=np.uint8), offsets=offsets,
+             meta=np.array(json.dumps({"items": items, "detector": detectors, "listed": listed, "jpeg_quality": quality})))
+    tmp.replace(out)
+    return out
+
+
+def load_chip_file(path: Path) -> tuple[np.ndarray, dict]:
+    """(chips (n, 150, 150, 3) uint8 RGB, meta) from :func:`prepare_chip_file`'s file."""
+
+    import cv2
+
+    with np.load(path) as z:
+        jpeg, offsets, meta = z["jpeg"], z["offsets"], json.loads(str(z["meta"]))
+    chips = np.stack([cv2.imdecode(jpeg[offsets[i] : offsets[i + 1]], cv2.IMREAD_COLOR)[:, :, ::-1] for i in range(len(offsets) - 1)])
+    return np.ascontiguousarray(chips), meta
 
 
 def build_cache(cache_dir: Path, n_shards: int, size: int = 112) -> Path:
@@ -192,7 +245,8 @@ def augment(x, generator, *, scale=(0.7, 1.0), ratio=(0.85, 1.18), max_rot=12.0,
     import torch.nn.functional as F
 
     n, c, h, w = x.shape
-    g = generator
+    g = generator  # a CPU generator: every random draw is made on the CPU, so runs are seeded on any device
+    dev = x.device
 
     def U(lo, hi, *shape):
         return lo + (hi - lo) * torch.rand(*(shape or (n,)), generator=g)
@@ -211,20 +265,20 @@ def augment(x, generator, *, scale=(0.7, 1.0), ratio=(0.85, 1.18), max_rot=12.0,
     theta = torch.stack(
         [torch.stack([cos * sx * fx, -sin * sy, tx], 1), torch.stack([sin * sx * fx, cos * sy, ty], 1)], 1
     )
-    grid = F.affine_grid(theta, (n, c, h, w), align_corners=False)
+    grid = F.affine_grid(theta.to(dev, x.dtype), (n, c, h, w), align_corners=False)
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     rgb = x[:, :3]
-    b = U(1 - jitter, 1 + jitter).view(n, 1, 1, 1)
-    ct = U(1 - jitter, 1 + jitter).view(n, 1, 1, 1)
-    sat = U(1 - jitter, 1 + jitter).view(n, 1, 1, 1)
+    b = U(1 - jitter, 1 + jitter).view(n, 1, 1, 1).to(dev)
+    ct = U(1 - jitter, 1 + jitter).view(n, 1, 1, 1).to(dev)
+    sat = U(1 - jitter, 1 + jitter).view(n, 1, 1, 1).to(dev)
     rgb = rgb * b
     mean = rgb.mean(dim=(1, 2, 3), keepdim=True)
     rgb = (rgb - mean) * ct + mean
     grey = (0.299 * rgb[:, 0:1] + 0.587 * rgb[:, 1:2] + 0.114 * rgb[:, 2:3])
     rgb = (rgb - grey) * sat + grey
-    blur = torch.rand(n, generator=g) < blur_p
+    blur = (torch.rand(n, generator=g) < blur_p).to(dev)
     if blur.any():
-        k = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0]) / 16
+        k = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], device=dev) / 16
         kern = (k[:, None] * k[None, :]).expand(3, 1, 5, 5)
         rgb[blur] = F.conv2d(F.pad(rgb[blur], (2, 2, 2, 2), mode="replicate"), kern, groups=3)
     erase = torch.rand(n, generator=g) < erase_p

@@ -50,12 +50,13 @@ def _scale(cam: np.ndarray) -> np.ndarray:
 class FastCam:
     """Batched Grad-CAM++ (self target) + teacher descriptors from the fused dlib port."""
 
-    def __init__(self, model=None, layer: str = LAYER):
+    def __init__(self, model=None, layer: str = LAYER, device: str = "cpu"):
         import torch
 
         from ..engines.dlib_torch import STAGES, load_model
 
-        self.model = (model or load_model(fused=True)).eval()
+        self.device = torch.device(device)
+        self.model = (model or load_model(fused=True)).eval().to(self.device)
         for p in self.model.parameters():
             p.requires_grad_(False)
         names = [s[0] for s in STAGES]
@@ -91,7 +92,7 @@ class FastCam:
         maps, descs = [], []
         with self._lock, torch.inference_mode(False), torch.enable_grad():
             for s in range(0, len(chips), batch):
-                x = self.model.preprocess(chips[s : s + batch])
+                x = self.model.preprocess(torch.from_numpy(chips[s : s + batch]).to(self.device))
                 with torch.no_grad():
                     a = self._head(x)
                 a = a.detach().requires_grad_(True)
@@ -99,8 +100,8 @@ class FastCam:
                 f0 = f.detach()
                 target = (f * (f0 / f0.norm(dim=1, keepdim=True).clamp_min(1e-12))).sum()
                 (g,) = torch.autograd.grad(target, a)
-                A = a.detach().numpy().astype(np.float32)
-                G = g.numpy().astype(np.float32)
+                A = a.detach().cpu().numpy().astype(np.float32)
+                G = g.cpu().numpy().astype(np.float32)
                 g2 = G**2
                 g3 = g2 * G
                 sum_a = A.sum(axis=(2, 3), keepdims=True)
@@ -111,7 +112,7 @@ class FastCam:
                 for cam in cams:
                     up = cv2.resize(np.float32(_scale(cam)), (CHIP_SIZE, CHIP_SIZE))
                     maps.append(_scale(np.maximum(up, 0)))
-                descs.append(f0.numpy())
+                descs.append(f0.cpu().numpy())
         if not maps:
             return np.zeros((0, CHIP_SIZE, CHIP_SIZE), np.float32), np.zeros((0, 128), np.float32)
         return np.clip(np.stack(maps), 0, 1).astype(np.float32), np.concatenate(descs).astype(np.float32)

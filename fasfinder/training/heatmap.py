@@ -5,6 +5,13 @@
     python -m fasfinder.training.heatmap export --backbone shufflenet --variant heatmap
     python -m fasfinder.training.heatmap all                  # the full recipe: 3 backbones x 2 variants
 
+Online-teacher training (GPU box; see fasfinder.heatmap_models.train_online):
+
+    python -m fasfinder.training.heatmap chips --chips FILE   # aligned 150 px chips (JPEG) of every face, one .npz
+    python -m fasfinder.training.heatmap online --chips FILE --teacher-weights SD.pt --device cuda \
+        --backbone shufflenet --variant heatmap --minutes 6 --runs DIR [--heat-cache FILE]
+    python -m fasfinder.training.heatmap export-online --runs DIR --backbone shufflenet --variant heatmap
+
 ``train`` resumes from ``<runs>/<name>/last.pt`` (written every epoch); re-run the same command
 to continue, or raise ``--epochs``. ``--distill 0`` trains from scratch (name suffix ``-scratch``).
 """
@@ -27,7 +34,7 @@ def main(argv=None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m fasfinder.training.heatmap", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("action", choices=["prepare", "train", "export", "all"])
+    p.add_argument("action", choices=["prepare", "train", "export", "all", "chips", "online", "export-online"])
     p.add_argument("--backbone", choices=BACKBONES, default="shufflenet")
     p.add_argument("--variant", choices=VARIANTS, default="heatmap")
     p.add_argument("--size", type=int, default=112)
@@ -48,6 +55,13 @@ def main(argv=None) -> int:
     p.add_argument("--cache", default=None, help="cache dir (default: user cache/fasfinder/heatmap_train)")
     p.add_argument("--runs", default=None, help="checkpoint dir (default /tmp/fasfinder-heatmap-runs)")
     p.add_argument("--models", default=None, help="export destination (default: models/)")
+    p.add_argument("--chips", default=None, help="chips/online: the chip file (.npz)")
+    p.add_argument("--teacher-weights", default=None, help="online: converted dlib-port state dict (default: the installed .dat)")
+    p.add_argument("--heat-cache", default=None, help="online: .npz of heatmaps + teacher embeddings shared by several runs")
+    p.add_argument("--minutes", type=float, default=0.0, help="online: time budget; the epoch count is fitted after 2 epochs")
+    p.add_argument("--arc-ramp", type=float, default=0.2, help="online: fraction of steps over which ArcFace weight/margin ramp up")
+    p.add_argument("--weight-decay", type=float, default=0.05, help="online: AdamW weight decay")
+    p.add_argument("--command", default=None, help="export-online: the training command to record in the card")
     args = p.parse_args(argv)
 
     import torch
@@ -57,6 +71,8 @@ def main(argv=None) -> int:
     from ..modelfiles import models_dir
 
     torch.set_num_threads(args.threads)
+    if args.action in ("chips", "online", "export-online"):
+        return _online(args, argv)
     cache = Path(args.cache) if args.cache else default_cache_dir()
     if args.action in ("prepare", "all"):
         shards = [args.shard] if args.shard >= 0 else range(args.shards)
@@ -81,6 +97,33 @@ def main(argv=None) -> int:
             meta = load_cache(cache_path)["meta"]
             print(export(run_dir, Path(args.models) if args.models else models_dir(), command=cmd,
                          cache_meta={"listed": meta["listed"], "kept": meta["kept"]}))
+    return 0
+
+
+def _online(args, argv) -> int:
+    from ..heatmap_models.data import prepare_chip_file
+    from ..heatmap_models.train_online import OnlineConfig, export_online, prepare_tensors, train_online
+    from ..modelfiles import models_dir
+
+    if args.action == "chips":
+        print(prepare_chip_file(Path(args.chips)))
+        return 0
+    cfg = OnlineConfig(backbone=args.backbone, variant=args.variant, size=args.size, epochs=args.epochs,
+                       batch=args.batch, lr=args.lr, weight_decay=args.weight_decay, distill=args.distill,
+                       arc_weight=args.arc_weight, arc_scale=args.scale, arc_margin=args.margin, arc_ramp=args.arc_ramp,
+                       seed=args.seed, device=args.device, minutes=args.minutes)
+    run_dir = _runs_dir(args) / cfg.name
+    if args.action == "online":
+        data = prepare_tensors(Path(args.chips), Path(args.teacher_weights) if args.teacher_weights else None,
+                               args.device, args.size, Path(args.heat_cache) if args.heat_cache else None)
+        if args.epochs == 0:  # only the shared heatmap cache
+            return 0
+        state = train_online(cfg, data, run_dir, log=lambda m: print(m, flush=True))
+        state.update(listed=data["meta"]["listed"], kept=len(data["meta"]["items"]))
+        (run_dir / "state.json").write_text(__import__("json").dumps(state, indent=1))
+        return 0
+    cmd = args.command or ("python -m fasfinder.training.heatmap online " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])[1:]))
+    print(export_online(run_dir, Path(args.models) if args.models else models_dir(), command=cmd))
     return 0
 
 
