@@ -192,6 +192,16 @@ def cmd_history(args) -> int:
 
 def cmd_eval(args) -> int:
     progress = _progress_printer(sys.stderr.isatty())
+    engines = [e for e in (getattr(args, "engine", None) or "").split(",") if e]
+    if args.protocol in ("lfw", "ident") and len(engines) > 1:
+        # several engines: one pass over the images fills every engine's cache, then one line each
+        from .evaluation.lfw import prefill
+
+        prefill(args.lfw, engines, limit=getattr(args, "limit", None), progress=progress)
+        for name in engines:
+            args.engine = name
+            cmd_eval(args)
+        return 0
     if args.protocol == "lfw":
         from .evaluation.lfw import evaluate_lfw
 
@@ -295,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     evs = ev.add_subparsers(dest="protocol", metavar="PROTOCOL", required=True)
     e = evs.add_parser("lfw", help="protocol 2: LFW verification")
     e.add_argument("--lfw", required=True)
-    e.add_argument("--engine")
+    e.add_argument("--engine", help="engine name, or several separated by commas (one JSON line each)")
     e.add_argument("--flip", action="store_true")
     e.add_argument("--limit", type=int, help="only the first N pairs (smoke runs)")
     e.add_argument("--json", action="store_true")

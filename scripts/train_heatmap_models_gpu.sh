@@ -21,8 +21,10 @@ t0=$(date +%s)
 python3 -m fasfinder.training.heatmap online "${common[@]}" --epochs 0 --threads 8
 echo "heatmaps + teacher embeddings: $(( $(date +%s) - t0 )) s"
 pids=()
-for spec in "shufflenet heatmap 10 0.1" "shufflenet base 10 0.1" "mobilenet heatmap 10 0.1" "mobilenet base 10 0.1" \
-            "efficientnet heatmap 10 0.1" "efficientnet base 10 0.1" "shufflenet heatmap 0 1" "shufflenet base 0 1"; do
+# "backbone variant distill-weight arcface-weight"; SPECS (;-separated) overrides the list
+specs=${SPECS:-"shufflenet heatmap 10 0.1;shufflenet base 10 0.1;mobilenet heatmap 10 0.1;mobilenet base 10 0.1;efficientnet heatmap 10 0.1;efficientnet base 10 0.1;shufflenet heatmap 0 1;shufflenet base 0 1"}
+IFS=';' read -ra spec_list <<<"$specs"
+for spec in "${spec_list[@]}"; do
   read -r b v d a <<<"$spec"
   python3 -m fasfinder.training.heatmap online "${common[@]}" --backbone "$b" --variant "$v" --distill "$d" \
     --arc-weight "$a" --epochs 400 --minutes "$minutes" --threads 2 >"$runs/log-$b-$v-$d.txt" 2>&1 &

@@ -150,33 +150,43 @@ class DetectionCache:
         return self.data[path]
 
 
-def embed_images(paths: list, engine, *, tag: str = "lfw", progress=None, save_every: int = 100) -> EmbeddingCache:
+def embed_images(paths: list, engine, *, tag: str = "lfw", progress=None, save_every: int = 100):
     """Fill (and return) the engine's embedding cache for every path; resumable after an interruption.
 
+    ``engine`` may be a list of engines: each image is then decoded (and its face looked up) once
+    for all of them, and what they share (the Grad-CAM++ heatmap of the Heatmap models and
+    ``cam-vector``) is computed once; a list of caches is returned.
     ``FASFINDER_EVAL_REVERSE=1`` walks the images in reverse order, so that two evaluations of
     different engines started together share the detection cache instead of repeating detections.
     """
 
-    cache = EmbeddingCache(engine.name, tag=tag)
+    engines = list(engine) if isinstance(engine, (list, tuple)) else [engine]
+    caches = [EmbeddingCache(e.name, tag=tag) for e in engines]
     detections = DetectionCache(tag)
     analyzer = FaceAnalyzer()
-    todo = [p for p in dict.fromkeys(str(p) for p in paths) if p not in cache.data]
+    todo = [p for p in dict.fromkeys(str(p) for p in paths) if any(p not in c.data for c in caches)]
     if os.environ.get("FASFINDER_EVAL_REVERSE") == "1":
         todo.reverse()
     total = len(todo)
     for i, p in enumerate(todo):
         img = load_image(p).pixels
         face, fallback = detections.face(p, img, analyzer)
-        plain, mirror = engine.embed_views(img, [face], mirror=True)
-        cache.data[p] = (plain[0], mirror[0], fallback)
+        for eng, cache in zip(engines, caches):
+            if p not in cache.data:
+                plain, mirror = eng.embed_views(img, [face], mirror=True)
+                cache.data[p] = (plain[0], mirror[0], fallback)
         if progress:
             progress(i + 1, total, p)
         if (i + 1) % save_every == 0:
-            cache.save()
+            for eng, cache in zip(engines, caches):
+                # a high-dimensional cache (cam-vector: 16,384-d) is saved less often: each save rewrites it whole
+                if (i + 1) % (save_every * max(1, eng.dim // 512)) == 0:
+                    cache.save()
             detections.save()
-    cache.save()
+    for cache in caches:
+        cache.save()
     detections.save()
-    return cache
+    return caches if isinstance(engine, (list, tuple)) else caches[0]
 
 
 def embed_lfw_images(paths: list[Path], engine, *, progress=None) -> EmbeddingCache:

@@ -17,7 +17,9 @@ Teacher embeddings for distillation come out of the same forward pass.
 
 from __future__ import annotations
 
+import hashlib
 import threading
+from collections import OrderedDict
 
 import numpy as np
 
@@ -50,6 +52,8 @@ def _scale(cam: np.ndarray) -> np.ndarray:
 class FastCam:
     """Batched Grad-CAM++ (self target) + teacher descriptors from the fused dlib port."""
 
+    memo_size = 256
+
     def __init__(self, model=None, layer: str = LAYER, device: str = "cpu"):
         import torch
 
@@ -67,6 +71,8 @@ class FastCam:
         self.layer = layer
         self._lock = threading.Lock()
         self._torch = torch
+        self._memo: OrderedDict = OrderedDict()
+        self._memo_lock = threading.Lock()
 
     def _head(self, x):
         F = self._torch.nn.functional
@@ -83,12 +89,33 @@ class FastCam:
         return m.fc(a.mean(dim=(2, 3)))
 
     def __call__(self, chips: np.ndarray | list[np.ndarray], batch: int = 32) -> tuple[np.ndarray, np.ndarray]:
-        """(heatmaps (n, 150, 150) float32 in [0, 1], raw teacher descriptors (n, 128))."""
+        """(heatmaps (n, 150, 150) float32 in [0, 1], raw teacher descriptors (n, 128)).
 
+        The last ``memo_size`` chips' results are remembered (keyed by the chip's bytes), so that
+        several engines needing the same face's heatmap (the Heatmap models, ``cam-vector``, the
+        GUI's docks, a multi-engine evaluation) compute it once.
+        """
+
+        chips = np.stack([np.asarray(c, dtype=np.uint8) for c in chips]) if len(chips) else np.zeros((0, CHIP_SIZE, CHIP_SIZE, 3), np.uint8)
+        keys = [hashlib.blake2b(c.tobytes(), digest_size=16).digest() for c in chips]
+        with self._memo_lock:
+            known = {k: self._memo[k] for k in keys if k in self._memo}
+        todo = [i for i, k in enumerate(keys) if k not in known]
+        if todo:
+            maps, descs = self._compute(chips[todo], batch)
+            with self._memo_lock:
+                for i, m, d in zip(todo, maps, descs):
+                    known[keys[i]] = self._memo[keys[i]] = (m, d)
+                    while len(self._memo) > self.memo_size:
+                        self._memo.popitem(last=False)
+        if not keys:
+            return np.zeros((0, CHIP_SIZE, CHIP_SIZE), np.float32), np.zeros((0, 128), np.float32)
+        return np.stack([known[k][0] for k in keys]), np.stack([known[k][1] for k in keys])
+
+    def _compute(self, chips: np.ndarray, batch: int) -> tuple[np.ndarray, np.ndarray]:
         import cv2
 
         torch = self._torch
-        chips = np.stack([np.asarray(c, dtype=np.uint8) for c in chips]) if len(chips) else np.zeros((0, CHIP_SIZE, CHIP_SIZE, 3), np.uint8)
         maps, descs = [], []
         with self._lock, torch.inference_mode(False), torch.enable_grad():
             for s in range(0, len(chips), batch):

@@ -98,7 +98,7 @@ def prepare_tensors(chip_file: Path, teacher_weights: Path | None, device: str, 
     va_crops = np.stack([chip_to_input(chips[i], size) for i in va])
     va_heat = np.stack([chip_to_input(heat[i].astype(np.float32), size) for i in va])
     return {"chips": chips, "heat": heat, "teacher": teacher, "mu": mu, "labels": labels, "tr": tr, "va": va,
-            "va_crops": va_crops, "va_heat": va_heat, "va_teacher": unit(desc[va]).astype(np.float32),
+            "va_crops": va_crops, "va_heat": va_heat, "va_teacher": unit(unit(desc[va]) - mu).astype(np.float32),
             "identities": ids, "meta": meta}
 
 
@@ -129,7 +129,8 @@ def _auc(scores: np.ndarray, same: np.ndarray) -> float:
 
 
 def validate(net, head, data: dict, variant: str, device) -> dict:
-    """Closed-set accuracy / macro F1 (ArcFace head, flip TTA), teacher cosine and the AUC of
+    """Closed-set accuracy / macro F1 (ArcFace head, flip TTA), cosine to the centred teacher
+    embedding (the distillation target; plain view) and the AUC of
     same/different-identity validation pairs (a verification proxy that is not LFW)."""
 
     import torch
@@ -248,7 +249,8 @@ def train_online(cfg: OnlineConfig, data: dict, run_dir: Path, log=print) -> dic
     return state
 
 
-def export_online(run_dir: Path, models_dir: Path, *, command: str, metrics: dict | None = None, notes: str = "") -> Path:
+def export_online(run_dir: Path, models_dir: Path, *, command: str, metrics: dict | None = None, notes: str = "",
+                  transfer: str = "") -> Path:
     """``models/<name>.pt`` (embedding net, float16 state dict), ``<name>.head.pt`` (ArcFace class
     weights, for closed-set evaluation) and ``<name>.card.json`` from a finished online run."""
 
@@ -284,7 +286,7 @@ def export_online(run_dir: Path, models_dir: Path, *, command: str, metrics: dic
             "validation": "celeba_subset (last 2 images by file name per identity)",
             "lfw": "never used for training or tuning",
             "faces": {"listed": state.get("listed"), "kept": state.get("kept")},
-            "transfer": "dlib's aligned 150 px chips, JPEG quality 95 (fasfinder.heatmap_models.data.prepare_chip_file)",
+            "transfer": transfer or "dlib's aligned 150 px chips as JPEG (fasfinder.heatmap_models.data.prepare_chip_file)",
         },
         "split": "BENCHMARKS.md section 4",
         "recipe": {k: cfg[k] for k in ("size", "batch", "lr", "weight_decay", "warmup_epochs", "distill", "arc_weight",

@@ -62,6 +62,7 @@ def main(argv=None) -> int:
     p.add_argument("--arc-ramp", type=float, default=0.2, help="online: fraction of steps over which ArcFace weight/margin ramp up")
     p.add_argument("--weight-decay", type=float, default=0.05, help="online: AdamW weight decay")
     p.add_argument("--command", default=None, help="export-online: the training command to record in the card")
+    p.add_argument("--transfer", default="", help="export-online: how the chips and teacher reached the training machine")
     args = p.parse_args(argv)
 
     import torch
@@ -123,7 +124,7 @@ def _online(args, argv) -> int:
         (run_dir / "state.json").write_text(__import__("json").dumps(state, indent=1))
         return 0
     cmd = args.command or ("python -m fasfinder.training.heatmap online " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])[1:]))
-    print(export_online(run_dir, Path(args.models) if args.models else models_dir(), command=cmd))
+    print(export_online(run_dir, Path(args.models) if args.models else models_dir(), command=cmd, transfer=args.transfer))
     return 0
 
 
