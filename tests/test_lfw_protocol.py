@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
+
 from .conftest import shared_data
 
 
@@ -23,3 +26,31 @@ def test_identification_split():
     assert len(set(g_labels)) == len(gallery) == 4281
     assert set(p_labels) <= set(g_labels) and identities == len(set(p_labels))
     assert len(gallery) + len(probes) == 7701
+
+
+def test_multi_engine_batched_pass_equals_image_by_image(tmp_path, monkeypatch, astronaut):
+    """embed_images with several engines (chunks of images, one shared heatmap pass) gives the
+    embeddings each engine computes alone, image by image."""
+
+    from PIL import Image
+
+    from fasfinder.engines import engine_names, get_engine
+    from fasfinder.evaluation.lfw_data import DetectionCache, embed_images
+    from fasfinder.imaging import load_image
+
+    names = [n for n in ("shufflenet-heatmap", "shufflenet-base", "cam-vector") if n in engine_names()]
+    if "shufflenet-heatmap" not in names:
+        pytest.skip("the shufflenet-heatmap weights are not installed in models/")
+    monkeypatch.setenv("FASFINDER_CACHE_DIR", str(tmp_path / "cache"))
+    paths = []
+    for k, img in enumerate([astronaut, astronaut[:, ::-1], (astronaut * 0.8).astype(np.uint8)]):
+        paths.append(tmp_path / f"img{k}.png")
+        Image.fromarray(np.ascontiguousarray(img)).save(paths[-1])
+    engines = [get_engine(n) for n in names]
+    caches = embed_images(paths, engines, tag="test", chunk=2)
+    det = DetectionCache("test")
+    for eng, cache in zip(engines, caches):
+        for p in paths:
+            plain, mirror = eng.embed_views(load_image(p).pixels, [det.data[str(p)][0]], mirror=True)
+            assert np.allclose(cache.data[str(p)][0], plain[0], atol=1e-5), (eng.name, p)
+            assert np.allclose(cache.data[str(p)][1], mirror[0], atol=1e-5), (eng.name, p)

@@ -20,6 +20,8 @@ SIDE = 128
 
 class CamVectorEngine(Engine):
     name = NAME
+    #: whether embedding needs the Grad-CAM++ heatmap of fasfinder.heatmap_models.heatmap
+    needs_heatmap = True
     dim = SIDE * SIDE
     card_name = NAME
 

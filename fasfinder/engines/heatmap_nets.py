@@ -23,6 +23,8 @@ KIND = "heatmap-net"
 
 class HeatmapNetEngine(Engine):
     dim = 128
+    #: whether embedding needs the Grad-CAM++ heatmap of fasfinder.heatmap_models.heatmap
+    needs_heatmap = False  # set per instance: True for the heatmap variant
     batch_size = 64
 
     def __init__(self, name: str, card: dict | None = None):
@@ -31,6 +33,7 @@ class HeatmapNetEngine(Engine):
         self._card = card or load_card(name)
         self.backbone = self._card["backbone"]
         self.variant = self._card["variant"]
+        self.needs_heatmap = self.variant == "heatmap"
         self.size = int(self._card.get("input_size", 112))
         self._net = None
         self._lock = threading.Lock()

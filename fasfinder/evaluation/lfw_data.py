@@ -150,7 +150,35 @@ class DetectionCache:
         return self.data[path]
 
 
-def embed_images(paths: list, engine, *, tag: str = "lfw", progress=None, save_every: int = 100):
+def _embed_chunk(engines, caches, paths, imgs, found) -> None:
+    """Embed a chunk of images (one face each) with every engine that lacks them.
+
+    Engines with batched inputs (the heatmap-channel networks) run the whole chunk in one batch;
+    the chunk's Grad-CAM++ heatmaps are computed in one batch first (FastCam remembers them, so
+    every engine that needs them reads them back). Others embed image by image.
+    """
+
+    need = [(e, c) for e, c in zip(engines, caches) if any(p not in c.data for p in paths)]
+    if any(getattr(e, "needs_heatmap", False) for e, _ in need):
+        from ..faces import face_chip
+        from ..heatmap_models.heatmap import default_cam
+
+        default_cam()([face_chip(img, f) for img, (f, _) in zip(imgs, found)])
+    for eng, cache in need:
+        if hasattr(eng, "embed_inputs"):
+            inputs = [eng.inputs(img, [f]) for img, (f, _) in zip(imgs, found)]
+            heat = np.concatenate([h for _, h in inputs]) if inputs[0][1] is not None else None
+            plain, mirror = eng.embed_inputs(np.concatenate([c for c, _ in inputs]), heat, mirror=True)
+            for k, (p, (_, fb)) in enumerate(zip(paths, found)):
+                cache.data[p] = (plain[k], mirror[k], fb)
+        else:
+            for p, img, (f, fb) in zip(paths, imgs, found):
+                if p not in cache.data:
+                    plain, mirror = eng.embed_views(img, [f], mirror=True)
+                    cache.data[p] = (plain[0], mirror[0], fb)
+
+
+def embed_images(paths: list, engine, *, tag: str = "lfw", progress=None, save_every: int = 96, chunk: int = 32):
     """Fill (and return) the engine's embedding cache for every path; resumable after an interruption.
 
     ``engine`` may be a list of engines: each image is then decoded (and its face looked up) once
@@ -168,21 +196,22 @@ def embed_images(paths: list, engine, *, tag: str = "lfw", progress=None, save_e
     if os.environ.get("FASFINDER_EVAL_REVERSE") == "1":
         todo.reverse()
     total = len(todo)
-    for i, p in enumerate(todo):
-        img = load_image(p).pixels
-        face, fallback = detections.face(p, img, analyzer)
-        for eng, cache in zip(engines, caches):
-            if p not in cache.data:
-                plain, mirror = eng.embed_views(img, [face], mirror=True)
-                cache.data[p] = (plain[0], mirror[0], fallback)
-        if progress:
-            progress(i + 1, total, p)
-        if (i + 1) % save_every == 0:
-            for eng, cache in zip(engines, caches):
-                # a high-dimensional cache (cam-vector: 16,384-d) is saved less often: each save rewrites it whole
-                if (i + 1) % (save_every * max(1, eng.dim // 512)) == 0:
-                    cache.save()
-            detections.save()
+    done = 0
+    for start in range(0, total, chunk):
+        part = todo[start : start + chunk]
+        imgs = [load_image(p).pixels for p in part]
+        found = [detections.face(p, img, analyzer) for p, img in zip(part, imgs)]
+        _embed_chunk(engines, caches, part, imgs, found)
+        for p in part:
+            done += 1
+            if progress:
+                progress(done, total, p)
+            if done % save_every == 0:
+                for eng, cache in zip(engines, caches):
+                    # a high-dimensional cache (cam-vector: 16,384-d) is saved less often: each save rewrites it whole
+                    if done % (save_every * max(1, eng.dim // 512)) == 0:
+                        cache.save()
+                detections.save()
     for cache in caches:
         cache.save()
     detections.save()
