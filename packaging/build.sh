@@ -64,7 +64,7 @@ for f in _internal/torchvision/_C_stable.so _internal/torchvision/image_stable.s
          _internal/PySide6/Qt/plugins/platforms/libqxcb.so _internal/PySide6/Qt/plugins/platforms/libqoffscreen.so \
          _internal/PySide6/Qt/plugins/iconengines/libqsvgicon.so _internal/PySide6/Qt/plugins/imageformats/libqsvg.so \
          _internal/models/dlib-models.card.json _internal/resources/style.qss _internal/resources/icons/app.svg \
-         _internal/licenses/NOTICE.txt; do
+         _internal/licenses/NOTICE.txt _internal/skimage/data/astronaut.png; do
   [ -e "$B/$f" ] || { say "MISSING in bundle: $f"; missing=1; }
 done
 for dat in $(sed -n 's/.*"package_file": "\([^"]*\)".*/\1/p' models/dlib-models.card.json); do
