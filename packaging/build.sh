@@ -102,7 +102,7 @@ Comment=Search a gallery of faces offline, with liveness checks and explanations
 Exec=fasfinder
 Icon=fasfinder
 Terminal=false
-Categories=Graphics;Utility;
+Categories=Utility;
 Keywords=face;search;missing persons;
 EOF
   cp resources/icons/app.svg "$STAGE/usr/share/icons/hicolor/scalable/apps/$APP.svg"
