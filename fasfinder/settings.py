@@ -28,6 +28,17 @@ def data_dir() -> Path:
     return Path(user_data_dir("fasfinder", appauthor=False))
 
 
+def cache_dir() -> Path:
+    """Caches (evaluation embeddings, converted weights, training data); ``FASFINDER_CACHE_DIR`` overrides."""
+
+    override = os.environ.get("FASFINDER_CACHE_DIR")
+    if override:
+        return Path(override)
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("fasfinder", appauthor=False))
+
+
 def default_gallery_path() -> Path:
     return data_dir() / "gallery.db"
 

@@ -348,9 +348,9 @@ def _cached_state_dict(path: Path) -> dict:
     digest = sha256_file(path)
     cache_file = None
     try:
-        from platformdirs import user_cache_dir
+        from ..settings import cache_dir
 
-        cache_file = Path(user_cache_dir("fasfinder")) / f"dlib-resnet-torch-{digest[:24]}.pt"
+        cache_file = cache_dir() / f"dlib-resnet-torch-{digest[:24]}.pt"
         if cache_file.is_file():
             return torch.load(cache_file, weights_only=True)
     except Exception:  # a broken cache is rebuilt below

@@ -19,15 +19,7 @@ import numpy as np
 from ..errors import BadArgument
 from ..faces import Face, FaceAnalyzer
 from ..imaging import load_image
-
-
-def cache_dir() -> Path:
-    override = os.environ.get("FASFINDER_CACHE_DIR")
-    if override:
-        return Path(override)
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("fasfinder", appauthor=False))
+from ..settings import cache_dir
 
 
 def image_path(lfw_dir: Path, name: str, number: int) -> Path:

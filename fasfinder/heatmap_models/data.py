@@ -31,9 +31,9 @@ def default_cache_dir() -> Path:
     override = os.environ.get("FASFINDER_HEATMAP_CACHE")
     if override:
         return Path(override)
-    from platformdirs import user_cache_dir
+    from ..settings import cache_dir
 
-    return Path(user_cache_dir("fasfinder", appauthor=False)) / "heatmap_train"
+    return cache_dir() / "heatmap_train"
 
 
 def _read_ids(path: Path) -> list[tuple[str, int]]:
