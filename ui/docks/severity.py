@@ -6,9 +6,13 @@ import pyqtgraph as pg
 from PySide6.QtWidgets import (QComboBox, QDockWidget, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout,
                                QWidget)
 
+from fasfinder.perturb import SWEEPS
+from fasfinder.severity import IDENTITY
+
 from ..qtutil import error_text, is_unavailable
 
 KINDS = [("occlusion", "Occlusion (area fraction)"), ("brightness", "Brightness (factor)"), ("noise", "Noise (\u03c3)")]
+TICKS = {"occlusion": (0.2, 0.1), "brightness": (0.2, 0.1), "noise": (0.1, 0.05)}  # (major, minor) x tick spacing
 
 
 class SeverityDock(QDockWidget):
@@ -51,6 +55,9 @@ class SeverityDock(QDockWidget):
             p.showGrid(x=True, y=True, alpha=0.2)
             p.getAxis("left").enableAutoSIPrefix(False)
             p.getAxis("left").setWidth(40)
+            values = (IDENTITY[kind], *SWEEPS[kind])  # the sweep's own range, also before anything is computed
+            p.setXRange(min(values), max(values), padding=0.05)
+            p.getAxis("bottom").setTickSpacing(*TICKS[kind])  # few labels: the noise plot is the narrowest
             self.plots[kind] = p
         lay.addWidget(self.graphs, 1)
         self.status = QLabel("Computed on demand for the selected face (about 20 re-embeddings).")
