@@ -498,7 +498,9 @@ def macro_f1(y: np.ndarray, p: np.ndarray) -> float:
 
 def run_closed_set(models: list[ChipModel], data: ClosedSet, variants: list[Variant], rows: Rows, *,
                    ablation_variants: list[Variant], modes: tuple[str, ...] = ABLATION_MODES, batch: int = 128,
-                   timings: dict | None = None) -> None:
+                   timings: dict | None = None) -> str:
+    """Adds one row per (engine, variant, mode) missing from ``rows``; returns the data's scope tag."""
+
     if len(data.val_chips) < 2:
         raise BadArgument("closed set: fewer than 2 validation faces")
     scope = f"closed:{len(data.val_keys)}:{zlib.crc32(''.join(data.val_keys).encode()):08x}"
@@ -557,6 +559,7 @@ def run_closed_set(models: list[ChipModel], data: ClosedSet, variants: list[Vari
                     "n": int(len(pred)), "accuracy": round(float((pred == data.val_labels).mean()), 5),
                     "macro_f1": round(macro_f1(data.val_labels, pred), 5), "pred": pred.tolist()}
                 rows.add(row)
+    return scope
 
 
 # ------------------------------------------------------------------------------------------
@@ -608,15 +611,17 @@ def run_open_set(models: list[ChipModel], lfw_dir: Path, variants: list[Variant]
 
     timings = timings if timings is not None else {}
     pairs = select_pairs(lfw_dir, limit)
-    scope = f"lfw:{len(pairs)}"
+    scope = f"lfw:{len(pairs)}:{zlib.crc32(repr([(str(a), str(b)) for a, b, _, _ in pairs]).encode()):08x}"
     first = [str(a) for a, _, _, _ in pairs]
     second = [str(b) for _, b, _, _ in pairs]
     same = np.array([s for _, _, s, _ in pairs])
     folds = np.array([f for _, _, _, f in pairs])
     todo_all = [(m, v) for v in variants for m in models
                 if Rows.make_id("open", m, v, "normal", scope) not in rows]
-    info = {"pairs": len(pairs), "images": len(set(first + second))}
-    if not todo_all:
+    info = {"pairs": len(pairs), "images": len(set(first + second)), "scope": scope}
+    if not todo_all:  # everything cached: the fallback count is in the rows
+        info["no_face"] = next((r.get("no_face") for r in rows.rows.values()
+                                if r["part"] == "open" and r.get("pairs") == len(pairs)), None)
         return info
     t = time.time()
     chips, no_face = lfw_chips(first + second, progress=progress)
@@ -1061,8 +1066,8 @@ def run(*, out: Path, celeba: Path | None, lfw: Path | None, engines: list[str] 
                               "train_faces": len(data.train_keys), "train_no_face": data.no_face["train"]}
         _log(f"closed set: {len(data.train_keys)} train / {len(data.val_keys)} val faces")
         t = time.time()
-        run_closed_set(models, data, closed_variants, rows, ablation_variants=ablation_variants, batch=batch,
-                       timings=timings)
+        meta["closed_set"]["scope"] = run_closed_set(models, data, closed_variants, rows,
+                                                     ablation_variants=ablation_variants, batch=batch, timings=timings)
         timings["closed_set_s"] = round(time.time() - t, 1)
     if lfw is not None and not only_ablation:
         t = time.time()
@@ -1075,7 +1080,7 @@ def run(*, out: Path, celeba: Path | None, lfw: Path | None, engines: list[str] 
     timings["total_s"] = meta["runtime_s"]
     meta["timings"] = {k: round(v, 1) for k, v in timings.items()}
     # rows of this run's scope only (a --limit run and a full run never mix in one table)
-    scope_rows = _current_rows(rows, models, meta, val_labels)
+    scope_rows = _current_rows(rows, models, meta)
     files = write_outputs(out, scope_rows, models, meta, val_labels)
     (out / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
     _log(f"done in {meta['runtime_s']:.0f} s; report {files['report']}")
@@ -1083,20 +1088,16 @@ def run(*, out: Path, celeba: Path | None, lfw: Path | None, engines: list[str] 
             "closed_set": meta.get("closed_set"), "open_set": meta.get("open_set"), "engines": meta["engines"]}
 
 
-def _current_rows(rows: Rows, models: list[ChipModel], meta: dict, val_labels) -> list[dict]:
+def _current_rows(rows: Rows, models: list[ChipModel], meta: dict) -> list[dict]:
+    """The rows of this run's engines (same weights, classifier, flip) and data (same images / pairs)."""
+
     fps = {m.name: (m.fingerprint, m.classifier, "flip" if m.flip else "plain") for m in models}
-    n_val = len(val_labels) if val_labels is not None else None
-    n_pairs = (meta.get("open_set") or {}).get("pairs")
+    scopes = {(meta.get("closed_set") or {}).get("scope"), (meta.get("open_set") or {}).get("scope")} - {None}
     out = []
     for r in rows.rows.values():
         parts = r["id"].split("|")
-        if r["engine"] not in fps or tuple(parts[2:5]) != fps[r["engine"]]:
-            continue
-        if r["part"] == "closed" and (n_val is None or r["n"] != n_val):
-            continue
-        if r["part"] == "open" and r.get("pairs") != n_pairs:
-            continue
-        out.append(r)
+        if r["engine"] in fps and tuple(parts[2:5]) == fps[r["engine"]] and parts[-1] in scopes:
+            out.append(r)
     return out
 
 
