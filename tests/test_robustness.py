@@ -137,7 +137,8 @@ def _toy_models(dirpath, n_classes, size=64):
         net = build_net("shufflenet", variant)
         name = f"shufflenet-{variant}"
         torch.save(net.state_dict(), dirpath / f"{name}.pt")
-        torch.save({"weight": torch.randn(n_classes, 128)}, dirpath / f"{name}-head.pt")
+        # like the shipped models: float16 head state dict
+        torch.save({"weight": torch.randn(n_classes, 128).half()}, dirpath / f"{name}-head.pt")
         card = {"name": name, "kind": "heatmap-net", "backbone": "shufflenet", "variant": variant, "input_size": size,
                 "files": [{"name": "weights", "path": f"{name}.pt", "sha256": sha256_file(dirpath / f"{name}.pt")},
                           {"name": "head", "path": f"{name}-head.pt", "sha256": sha256_file(dirpath / f"{name}-head.pt")}]}

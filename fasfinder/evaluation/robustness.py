@@ -180,6 +180,7 @@ class ChipModel:
         self.name, self.engine, self.kind = name, engine, kind
         self.variant, self.backbone = variant, backbone
         self.fingerprint, self.head, self.head_classes, self.flip = fingerprint, head, head_classes, flip
+        self.card_val_f1: float | None = None
 
     @property
     def uses_maps(self) -> bool:
@@ -262,8 +263,10 @@ def resolve_models(names: list[str] | None, *, flip: bool = True) -> list[ChipMo
             card = cards[name]
             head, classes = load_head(card)
             eng = HeatmapNetEngine(name, card)
-            out.append(ChipModel(name, eng, kind="heatmap-net", variant=card["variant"], backbone=card["backbone"],
-                                 fingerprint=_card_sha(card), head=head, head_classes=classes, flip=flip))
+            m = ChipModel(name, eng, kind="heatmap-net", variant=card["variant"], backbone=card["backbone"],
+                          fingerprint=_card_sha(card), head=head, head_classes=classes, flip=flip)
+            m.card_val_f1 = (card.get("validation") or {}).get("val_macro_f1")  # training's own check, for the report
+            out.append(m)
             continue
         if name not in known:
             from ..errors import UnknownEngine
@@ -858,10 +861,10 @@ def render_report(closed_rows: list[dict], closed: list[dict], open_rows: list[d
     L.append("Perturbation on dlib's aligned 150 px chip (in [0,1], re-quantised to uint8) before the model input (and the "
              "Heatmap models' Grad-CAM++ channel) is made from it; flip TTA. Occlusion = mean of 3 seeded positions.")
     L.append("")
-    L.append("| engine | classifier (closed set) |")
-    L.append("|---|---|")
+    L.append("| engine | classifier (closed set) | validation macro F1 in the model card (training's own check) |")
+    L.append("|---|---|---|")
     for m in models:
-        L.append(f"| `{m.name}` | {m.classifier} |")
+        L.append(f"| `{m.name}` | {m.classifier} | {'--' if m.card_val_f1 is None else m.card_val_f1} |")
     L.append("")
 
     conds = ["original", "occlusion_0.30", "brightness_1.15", "noise_0.10"]
