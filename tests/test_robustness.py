@@ -136,8 +136,9 @@ def _toy_models(dirpath, n_classes, size=64):
         torch.manual_seed(0)
         net = build_net("shufflenet", variant)
         name = f"shufflenet-{variant}"
-        torch.save(net.state_dict(), dirpath / f"{name}.pt")
-        # like the shipped models: float16 head state dict
+        # like the shipped models (train_online.export_online): float16 net and head state dicts
+        torch.save({k: v.half() if v.is_floating_point() else v for k, v in net.state_dict().items()},
+                   dirpath / f"{name}.pt")
         torch.save({"weight": torch.randn(n_classes, 128).half()}, dirpath / f"{name}-head.pt")
         card = {"name": name, "kind": "heatmap-net", "backbone": "shufflenet", "variant": variant, "input_size": size,
                 "files": [{"name": "weights", "path": f"{name}.pt", "sha256": sha256_file(dirpath / f"{name}.pt")},
