@@ -90,7 +90,8 @@ def line_plot(path: str | Path, series: list[Series], *, title: str = "", xlabel
     for t in sorted({round(v, 6) for v in xs}):
         xx, _ = px(t, y0)
         cv2.line(img, (xx, top + ph), (xx, top + ph + 5), black, 1)
-        cv2.putText(img, f"{t:g}", (xx - 14, top + ph + 22), font, 0.45, black, 1, cv2.LINE_AA)
+        (tw, _), _ = cv2.getTextSize(f"{t:g}", font, 0.45, 1)
+        cv2.putText(img, f"{t:g}", (xx - tw // 2, top + ph + 22), font, 0.45, black, 1, cv2.LINE_AA)
     cv2.rectangle(img, (left, top), (left + pw, top + ph), black, 1)
     cv2.putText(img, title, (left, 30), font, 0.6, black, 1, cv2.LINE_AA)
     cv2.putText(img, xlabel, (left + pw // 2 - 6 * len(xlabel) // 2, h - 18), font, 0.5, black, 1, cv2.LINE_AA)
