@@ -28,6 +28,20 @@ def _one_thread():
     torch.set_num_threads(n)
 
 
+@pytest.fixture(autouse=True)
+def _restore_engine_registry():
+    """Toy models dirs must not leak into the process-wide engine registry (other tests' engines)."""
+
+    from fasfinder import engines
+
+    saved = (dict(engines._FACTORIES), dict(engines._DESCRIPTIONS), dict(engines._INSTANCES), engines._registered)
+    yield
+    engines._FACTORIES.clear(), engines._FACTORIES.update(saved[0])
+    engines._DESCRIPTIONS.clear(), engines._DESCRIPTIONS.update(saved[1])
+    engines._INSTANCES.clear(), engines._INSTANCES.update(saved[2])
+    engines._registered = saved[3]
+
+
 def _chips(n=4, seed=0):
     return np.random.default_rng(seed).integers(0, 256, (n, 150, 150, 3), dtype=np.uint8)
 
