@@ -322,10 +322,24 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--write", action="store_true", help="store the result in the engine's model card")
     e.add_argument("--cards", help="comma-separated model cards to write (default: the engine's own)")
     e.add_argument("--json", action="store_true")
-    for name in ("robustness", "ablation"):
-        e = evs.add_parser(name, help="protocol 4")
+    for name, what in (("robustness", "protocol 4: conditions, severity sweeps (closed set + LFW) and the ablation"),
+                       ("ablation", "protocol 4: Zero/Random/Shuffle ablation of the heatmap channel (closed set)")):
+        e = evs.add_parser(name, help=what)
+        e.add_argument("--out", required=True, help="output folder: CSV/JSON tables, PNG curves, report.md (resumable)")
+        e.add_argument("--celeba", help="folder holding celeba_subset/ (closed set; e.g. ../shared/data)")
+        e.add_argument("--lfw", help="LFW folder holding pairs.txt (open set, robustness only)")
+        e.add_argument("--engines", nargs="+", help="engines (space or comma separated; default: every installed "
+                       "engine but the slow C++ dlib-resnet)")
+        e.add_argument("--limit", type=int, help="LFW: only N pairs (the selection of `eval lfw --limit`)")
+        e.add_argument("--ids", type=int, help="closed set: only the first N identities (smoke runs)")
+        e.add_argument("--no-sweeps", action="store_true", help="closed set: single-point conditions only")
+        e.add_argument("--lfw-sweeps", action="store_true", help="LFW: the full severity sweeps too (slow)")
+        e.add_argument("--no-lfw", action="store_true", help="skip the open set")
+        e.add_argument("--no-ablation", action="store_true", help="robustness: skip the ablation")
+        e.add_argument("--no-flip", action="store_true", help="no flip TTA")
+        e.add_argument("--batch", type=int, default=128)
+        e.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
         e.add_argument("--json", action="store_true")
-        e.add_argument("rest", nargs=argparse.REMAINDER)
     for e in evs.choices.values():
         e.set_defaults(func=cmd_eval)
     return p

@@ -26,21 +26,27 @@ class CamVectorEngine(Engine):
     card_name = NAME
 
     def maps(self, rgb: np.ndarray, faces: list[Face]) -> np.ndarray:
-        import cv2
-
         from ..heatmap_models.heatmap import default_cam
 
         maps, _ = default_cam()([face_chip(rgb, f) for f in faces])
-        return np.stack([cv2.resize(m, (SIDE, SIDE), interpolation=cv2.INTER_AREA) for m in maps])
+        return maps
 
-    def embed_views(self, rgb: np.ndarray, faces: list[Face], *, mirror: bool = True):
-        if not faces:
+    def embed_maps(self, chip_maps: np.ndarray, *, mirror: bool = True):
+        """(plain, mirrored) embeddings of chip heatmaps (n, 150, 150) already computed (e.g. on
+        perturbed chips by the robustness protocol)."""
+
+        import cv2
+
+        if len(chip_maps) == 0:
             empty = np.zeros((0, self.dim), dtype=np.float32)
             return empty, (empty if mirror else None)
-        m = self.maps(rgb, faces)
-        plain = l2_normalise(m.reshape(len(faces), -1))
-        mirrored = l2_normalise(np.ascontiguousarray(m[:, :, ::-1]).reshape(len(faces), -1)) if mirror else None
+        m = np.stack([cv2.resize(np.asarray(c, np.float32), (SIDE, SIDE), interpolation=cv2.INTER_AREA) for c in chip_maps])
+        plain = l2_normalise(m.reshape(len(m), -1))
+        mirrored = l2_normalise(np.ascontiguousarray(m[:, :, ::-1]).reshape(len(m), -1)) if mirror else None
         return plain, mirrored
+
+    def embed_views(self, rgb: np.ndarray, faces: list[Face], *, mirror: bool = True):
+        return self.embed_maps(self.maps(rgb, faces) if faces else np.zeros((0, 150, 150), np.float32), mirror=mirror)
 
     def card(self) -> dict:
         from ..modelfiles import load_card
