@@ -23,6 +23,11 @@ def _save(rgb: np.ndarray, path: Path) -> Path:
     return path
 
 
+# Model work (first Grad-CAM++ call imports pytorch-grad-cam, 8-20 s) in a helper process at nice +5:
+# generous waits so a loaded 2-core machine does not fail a correct UI; the assertions are unchanged.
+SLOW_MS = 180_000
+
+
 @pytest.fixture(scope="module")
 def gallery_setup(tmp_path_factory):
     """A host process on a small gallery: the astronaut and a mirrored astronaut as two persons."""
@@ -59,7 +64,7 @@ def window(qtbot, gallery_setup):
 def test_query_shows_matches_and_selecting_a_match_updates_docks(qtbot, window, gallery_setup):
     win = window
     win.open_query(str(gallery_setup["query"]))
-    qtbot.waitUntil(lambda: win.last_result is not None, timeout=60_000)
+    qtbot.waitUntil(lambda: win.last_result is not None, timeout=SLOW_MS)
     res = win.last_result
     assert res.error is None and res.faces
     face = win.session.face
@@ -74,14 +79,14 @@ def test_query_shows_matches_and_selecting_a_match_updates_docks(qtbot, window, 
     assert win.matches.c_caption.text() == second.label
     # Per-match heatmaps (or a clear "not available") arrive through the worker signals.
     qtbot.waitUntil(lambda: win.matches.explain_status.text() and "Computing" not in win.matches.explain_status.text(),
-                    timeout=60_000)
+                    timeout=SLOW_MS)
     assert not win.matches.q_view.pixmap().isNull() or "not available" in win.matches.explain_status.text()
     # Heatmap dock follows the selected match; region dock has the recognition bars.
     win.heatmap.source.setCurrentIndex(win.heatmap.source.findData("match"))
     qtbot.waitUntil(lambda: win.heatmap.status.text().startswith("Source") or "Not available" in win.heatmap.view.text(),
-                    timeout=60_000)
+                    timeout=SLOW_MS)
     qtbot.waitUntil(lambda: win.regions.values("face") is not None or "not available" in win.regions.status.text(),
-                    timeout=60_000)
+                    timeout=SLOW_MS)
     # The query went into the history dock.
     qtbot.waitUntil(lambda: win.history.list.count() >= 1, timeout=10_000)
     assert gallery_setup["query"].name in win.history.list.item(0).text()
@@ -107,7 +112,7 @@ def test_folder_import_shows_progress_and_cancels_cleanly(qtbot, window, gallery
 
     worker.signals.progress.connect(on_progress)
     assert win.gallery.progress_row.isVisible()
-    with qtbot.waitSignal(win.gallery.import_finished, timeout=120_000) as blocker:
+    with qtbot.waitSignal(win.gallery.import_finished, timeout=2 * SLOW_MS) as blocker:
         pass
     results = blocker.args[0]
     assert isinstance(results, list), results
@@ -136,7 +141,7 @@ def test_unreadable_image_shows_message_and_window_keeps_working(qtbot, window, 
     qtbot.waitUntil(lambda: "nope.png" in win.banner.text(), timeout=30_000)
     # Still works afterwards.
     win.open_query(str(gallery_setup["query"]))
-    qtbot.waitUntil(lambda: win.last_result is not None and win.last_result.error is None, timeout=60_000)
+    qtbot.waitUntil(lambda: win.last_result is not None and win.last_result.error is None, timeout=SLOW_MS)
     assert not win.banner.isVisible()
     assert win.matches.list.count() >= 1
     win.close()
