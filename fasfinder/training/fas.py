@@ -1,10 +1,10 @@
 """Train the liveness (FAS) model on the NUAA subset (BENCHMARKS.md section 5).
 
-    # the shipped model: frozen dlib trunk + channel-std statistics + logistic-regression head
+    # the default model fas-nuaa-cnn: small CNN from scratch
+    python -m fasfinder.training.fas --nuaa ../shared/data/nuaa --arch fasnet --name fas-nuaa-cnn --crop-scale 2.7 --size 128 --epochs 25 --eval
+    # fas-nuaa-dlib: frozen dlib trunk + channel-std statistics + logistic-regression head (not the default)
     python -m fasfinder.training.fas --nuaa ../shared/data/nuaa --arch dlib --name fas-nuaa-dlib \
-        --crop-scale 2.7 --size 176 --l2 0.001 --eval
-    # the earlier small CNN from scratch
-    python -m fasfinder.training.fas --nuaa ../shared/data/nuaa --arch fasnet --name fas-nuaa-cnn --epochs 25
+        --crop-scale 2.7 --size 192 --sizes 160,176,192 --l2 0.001 --eval
 
 For ``--arch dlib`` the decision threshold comes from CROSS-SESSION out-of-fold scores inside the
 training lists (head fitted on session 1 scores session 2 and vice versa; NUAA file names encode
@@ -451,7 +451,8 @@ def region_ranking(nuaa_dir, card_name: str, cache_dir: Path = DEFAULT_CACHE) ->
     card = load_card(card_name)
     if "area_importance_train" not in card:
         model = LivenessModel(card)
-        m = evaluate_fas(nuaa_dir, model=model, faces=face_cache(nuaa_dir, "train", cache_dir), split="train")
+        m = evaluate_fas(nuaa_dir, model=model, faces=face_cache(nuaa_dir, "train", cache_dir), split="train",
+                         progress=lambda i, n: log(f"ranking ({card_name} Area Importance, train) {i}/{n}") if i % 100 == 0 else None)
         card["area_importance_train"] = m["area_importance"]
         (models_dir() / f"{card_name}.card.json").write_text(json.dumps(card, indent=1))
     ai = card["area_importance_train"]["spoof"]
@@ -461,9 +462,10 @@ def region_ranking(nuaa_dir, card_name: str, cache_dir: Path = DEFAULT_CACHE) ->
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m fasfinder.training.fas", description=__doc__.splitlines()[0])
     ap.add_argument("--nuaa", required=True, help="NUAA folder (holds db/)")
-    ap.add_argument("--name", default="fas-nuaa-dlib", help="model card name (models/<name>.card.json)")
-    ap.add_argument("--arch", choices=("dlib", "fasnet"), default="dlib",
-                    help="dlib: frozen dlib trunk + channel-std head (shipped); fasnet: small CNN from scratch")
+    ap.add_argument("--name", default="fas-nuaa-cnn", help="model card name (models/<name>.card.json)")
+    ap.add_argument("--arch", choices=("dlib", "fasnet"), default="fasnet",
+                    help="fasnet: small CNN from scratch (the default model fas-nuaa-cnn; this default keeps the "
+                    "commands in older cards valid); dlib: frozen dlib trunk + channel-std statistics + logistic head")
     ap.add_argument("--last-stage", default="level1", help="dlib: deepest trunk stage used (stem, level4 .. level0)")
     ap.add_argument("--pool", choices=("std", "meanstd"), default="std", help="dlib: per-channel statistics pooled")
     ap.add_argument("--l2", type=float, default=0.001, help="dlib: L2 weight of the logistic regression")
@@ -490,10 +492,13 @@ def main(argv=None) -> int:
     ap.add_argument("--result-json", default="", help="also write the run summary here")
     ap.add_argument("--keep-rank", default="", help="topK / bottomK: keep the K regions ranked highest / lowest by the "
                     "--rank-from model's Area Importance on the TRAINING spoof images (rest black)")
-    ap.add_argument("--rank-from", default="fas-nuaa-dlib", help="model card whose training-set Area Importance ranks the regions")
+    ap.add_argument("--rank-from", default="fas-nuaa-cnn", help="model card whose training-set Area Importance ranks the regions")
     args = ap.parse_args(argv)
 
     t_start = time.time()
+    import torch
+
+    torch.set_num_threads(args.threads)
     if args.keep_rank:
         ranking = region_ranking(args.nuaa, args.rank_from, Path(args.cache_dir))
         k = int(args.keep_rank[3:] if args.keep_rank.startswith("top") else args.keep_rank[6:])
@@ -626,7 +631,7 @@ def main_dlib(args, argv, t_start) -> int:
         "region_selection": ({"rule": args.keep_rank, "ranked_by": args.rank_from + " area_importance_train.spoof"} if args.keep_rank else None),
         "explanation": {"method": "Grad-CAM++ of the last stage used (" + res["stages"][-1] + ": output of the last residual block, "
                         "i.e. of the trunk's last convolution used by the head), gradient of the predicted class's logit",
-                        "note": "the frozen trunk is fully convolutional; the map is coarse (1/32 of the crop side)"},
+                        "note": "the frozen trunk is fully convolutional; the map is coarse (about 1/40 of the crop side: 4x4 at 160 px, 5x5 at 192 px)"},
         "license": "head trained here; dlib weights CC0 (Davis King); NUAA's own licence terms (none stated) apply to the data",
     }
     write_card_and_eval(args, card, out_dir, weights, area_importance=not keep)
