@@ -1,9 +1,10 @@
 """Liveness cost per face beside the recognition embedding cost, measured in the same run.
 
-    python bench/bench_liveness.py [--runs 30] [--image PATH] [--threads 1] [--json OUT]
+    python bench/bench_liveness.py [--runs 30] [--image PATH] [--threads 1] [--model NAME ...] [--json OUT]
 
-Times (median of ``--runs``): liveness ``predict`` for one face (crop + CNN), its Grad-CAM++
-``explain``, and ``get_engine("dlib-resnet").embed_faces`` for the same face. Detection is done
+Times (median of ``--runs``): liveness ``predict`` for one face (crop + network), its Grad-CAM++
+``explain`` (for each ``--model``; default: the shipped default model), and
+``get_engine("dlib-resnet").embed_faces`` for the same face, all in one run. Detection is done
 once beforehand and not timed.
 """
 
@@ -36,6 +37,7 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--image", default="", help="image to use (default: skimage.data.astronaut())")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--model", action="append", default=[], help="liveness model card name (repeatable; default: the default model)")
     ap.add_argument("--json", default="")
     args = ap.parse_args(argv)
 
@@ -44,7 +46,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     from fasfinder.engines import get_engine
     from fasfinder.faces import FaceAnalyzer
-    from fasfinder.liveness import default_liveness_model
+    from fasfinder.liveness import LivenessModel, default_liveness_model
 
     if args.image:
         from fasfinder.imaging import load_image
@@ -58,23 +60,23 @@ def main(argv=None) -> int:
     if not faces:
         print("no face found", file=sys.stderr)
         return 1
-    model = default_liveness_model()
+    models = [LivenessModel.from_card(n) for n in args.model] if args.model else [default_liveness_model()]
     engine = get_engine("dlib-resnet")
     res = {}
-    for name, fn in (
-        ("liveness_predict_ms", lambda: model.predict(rgb, faces)),
-        ("embed_dlib_resnet_ms", lambda: engine.embed_faces(rgb, faces)),
-        ("liveness_explain_ms", lambda: model.explain(rgb, faces[0])),
-    ):
+    fns = [("embed_dlib_resnet_ms", lambda: engine.embed_faces(rgb, faces))]
+    for m in models:
+        fns += [(f"liveness_predict_ms[{m.name}]", lambda m=m: m.predict(rgb, faces)),
+                (f"liveness_explain_ms[{m.name}]", lambda m=m: m.explain(rgb, faces[0]))]
+    for name, fn in fns:
         t = timed(fn, args.runs)
         res[name] = {"median": round(statistics.median(t), 2), "min": round(min(t), 2), "runs": len(t)}
-    res["liveness_over_embed"] = round(res["liveness_predict_ms"]["median"] / res["embed_dlib_resnet_ms"]["median"], 3)
+    for m in models:
+        res[f"liveness_over_embed[{m.name}]"] = round(res[f"liveness_predict_ms[{m.name}]"]["median"] / res["embed_dlib_resnet_ms"]["median"], 3)
     res["setup"] = {
         "image": args.image or "skimage.data.astronaut()",
         "image_shape": list(rgb.shape),
         "face_box": list(faces[0].box),
-        "model": model.name,
-        "input": model.input,
+        "models": {m.name: m.input for m in models},
         "torch_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
         "machine": platform.processor() or platform.machine(),

@@ -1,4 +1,4 @@
-"""Face anti-spoofing (liveness): a small CNN trained from scratch on NUAA, with Grad-CAM++.
+"""Face anti-spoofing (liveness) on a wide face crop, with Grad-CAM++.
 
 The model sees a *wide* square crop around the detected face box (``crop_scale`` times the box,
 zero-padded where it leaves the image), resized to ``size`` x ``size``. The wide crop takes in
@@ -6,6 +6,16 @@ the edge of a printed photo and the hand holding it, which is what separates NUA
 attacks best (measured; see docs/results/fas.md). Everything the input pipeline needs
 (architecture, crop, threshold, optional region mask) is read from the model card, so the
 training script, the evaluation and the app share one definition.
+
+Two architectures (the card's ``architecture.type``):
+
+* ``DlibStatsFas`` (card ``fas-nuaa-dlib``; best on session-held-out validation, but worse than
+  the CNN on the NUAA test subset, so NOT the default - docs/results/fas.md): the FROZEN convolutional trunk of dlib's face-recognition
+  ResNet (:mod:`fasfinder.engines.dlib_torch`, weights read from dlib's own sha256-checked .dat),
+  run on the wide crop; the spatial standard deviation of every channel of each stage is pooled
+  (texture contrast statistics), standardised, and a logistic-regression head gives the liveness
+  logit. Only the head (a few kB) is trained and shipped.
+* ``FasNet`` (card ``fas-nuaa-cnn``, the default): a small CNN trained from scratch.
 
 Public API::
 
@@ -28,6 +38,10 @@ from .regions import REGION_NAMES, keep_regions, region_importance
 
 #: Name of the shipped model card (``models/<name>.card.json``).
 DEFAULT_MODEL = "fas-nuaa-cnn"
+
+#: Stages of the dlib trunk (in forward order) whose channel statistics the DlibStatsFas head may use.
+DLIB_STAGES = ("stem", "level4", "level3", "level2", "level1", "level0")
+DLIB_CHANNELS = {"stem": 32, "level4": 32, "level3": 64, "level2": 128, "level1": 256, "level0": 256}
 
 #: Default architecture / input (the card overrides them).
 DEFAULT_WIDTHS = (16, 32, 64, 96, 128)
@@ -155,7 +169,108 @@ def build_network(widths=DEFAULT_WIDTHS, dropout: float = 0.3):
         def forward(self, x):
             return self.head(self.last_conv(self.features(x)))
 
+        @staticmethod
+        def preprocess(crops):
+            return to_tensor(crops)
+
     return FasNet()
+
+
+def build_dlib_fas(stages=DLIB_STAGES[:5], pool: str = "std", sizes=(), trunk=None):
+    """Frozen dlib face-recognition trunk + per-stage channel statistics + linear head.
+
+    ``sizes``: the crop is also resized (bilinear, antialiased) to each of these sizes and the
+    trunk runs on every version (a multi-resolution view of the same crop; the statistics of all
+    are concatenated); empty = the crop as given only.
+
+    ``forward(x)`` -> 2 logits (index 1 = real) with softmax = sigmoid of the head's logit;
+    ``features(x)`` -> the pooled (unstandardised) statistics; ``last_conv`` -> the deepest stage
+    used (its output is the last convolution block's output: the Grad-CAM++ target).
+    ``pool``: "std" (spatial standard deviation per channel) or "meanstd" (mean and std).
+    """
+
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    from .engines.dlib_torch import load_model
+
+    stages = tuple(stages)
+    if not stages or stages[0] != "stem" or tuple(DLIB_STAGES[: len(stages)]) != stages:
+        raise ModelError(f"DlibStatsFas stages must be a prefix of {DLIB_STAGES}, got {stages}")
+    if pool not in ("std", "meanstd"):
+        raise ModelError(f"unknown pooling {pool!r}")
+    sizes = tuple(int(v) for v in sizes)
+    dim = sum(DLIB_CHANNELS[s] for s in stages) * (2 if pool == "meanstd" else 1) * max(1, len(sizes))
+
+    class DlibStatsFas(nn.Module):
+        def __init__(self):
+            super().__init__()
+            net = trunk if trunk is not None else load_model(fused=True)
+            self.register_buffer("means", net.means.clone())
+            self.stem = net.stem
+            for name in stages[1:]:
+                setattr(self, name, getattr(net, name))
+            for p in self.parameters():
+                p.requires_grad_(False)
+            self.stage_names = stages
+            self.sizes = sizes
+            self.pool = pool
+            self.dim = dim
+            self.register_buffer("mu", torch.zeros(dim))
+            self.register_buffer("sd", torch.ones(dim))
+            self.head = nn.Linear(dim, 1)
+
+        @property
+        def last_conv(self):
+            return getattr(self, self.stage_names[-1])
+
+        def preprocess(self, crops):
+            """uint8 N x H x W x 3 RGB (or H x W x 3) -> dlib's input scaling, NCHW float32."""
+
+            arr = np.asarray(crops)
+            if arr.ndim == 3:
+                arr = arr[None]
+            t = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).to(torch.float32)
+            return (t - self.means) / 256.0
+
+        def features(self, x):
+            if not self.sizes:
+                return self.stats(x)
+            views = [x if s == x.shape[-1] else F.interpolate(x, size=(s, s), mode="bilinear", antialias=True, align_corners=False)
+                     for s in self.sizes]
+            return torch.cat([self.stats(v) for v in views], 1)
+
+        def stats(self, x):
+            x = F.max_pool2d(F.relu(self.stem(x)), 3, 2)
+            parts = []
+            for i, name in enumerate(self.stage_names):
+                if i:
+                    x = getattr(self, name)(x)
+                if self.pool == "meanstd":
+                    parts.append(x.mean((2, 3)))
+                parts.append(x.std((2, 3)))
+            return torch.cat(parts, 1)
+
+        def logit_from_features(self, f):
+            return self.head((f - self.mu) / self.sd)[:, 0]
+
+        def forward(self, x):
+            z = self.logit_from_features(self.features(x))
+            return torch.stack([-z / 2, z / 2], 1)
+
+        def head_state(self) -> dict:
+            return {"mu": self.mu.detach().clone(), "sd": self.sd.detach().clone(),
+                    "weight": self.head.weight.detach().clone(), "bias": self.head.bias.detach().clone()}
+
+        def load_head(self, state: dict) -> None:
+            with torch.no_grad():
+                self.mu.copy_(state["mu"])
+                self.sd.copy_(state["sd"])
+                self.head.weight.copy_(state["weight"])
+                self.head.bias.copy_(state["bias"])
+
+    return DlibStatsFas()
 
 
 # --------------------------------------------------------------------------------------------
@@ -201,15 +316,23 @@ class LivenessModel:
         self.threshold: float = float(card["threshold"])
         self.input: dict = dict(card.get("input", {}))
         arch = card.get("architecture", {})
+        self.arch_type = arch.get("type", "FasNet")
         self.widths = tuple(arch.get("widths", DEFAULT_WIDTHS))
         path = weights_path if weights_path is not None else card_file(card, "weights")
         try:
             state = torch.load(str(path), map_location="cpu", weights_only=True)
         except Exception as exc:  # corrupt / wrong file
             raise ModelError(f"cannot load liveness weights {path}: {exc}") from exc
-        self.net = build_network(self.widths)
+        if self.arch_type == "DlibStatsFas":
+            self.net = build_dlib_fas(tuple(arch.get("stages", DLIB_STAGES[:5])), arch.get("pool", "std"), tuple(arch.get("sizes", ())))
+            load = self.net.load_head
+        elif self.arch_type == "FasNet":
+            self.net = build_network(self.widths)
+            load = self.net.load_state_dict
+        else:
+            raise ModelError(f"unknown liveness architecture {self.arch_type!r} in card {self.name}")
         try:
-            self.net.load_state_dict(state)
+            load(state)
         except Exception as exc:
             raise ModelError(f"liveness weights {path} do not fit the card's architecture: {exc}") from exc
         self.net.eval()
@@ -231,7 +354,7 @@ class LivenessModel:
         if len(crops) == 0:
             return np.zeros((0,), dtype=np.float64)
         with self._lock, torch.inference_mode():
-            logits = self.net(to_tensor(crops))
+            logits = self.net(self.net.preprocess(crops))
             return torch.softmax(logits, dim=1)[:, 1].double().numpy()
 
     def verdict(self, score: float) -> Liveness:
@@ -245,17 +368,18 @@ class LivenessModel:
     # -- explanation ---------------------------------------------------------------------
     def cam_from_crop(self, crop: np.ndarray, target: int | None = None) -> tuple[np.ndarray, int]:
         """Grad-CAM++ (S x S, [0, 1]) of the last convolution for one crop; explains ``target``
-        (0 = spoof, 1 = real; default: the predicted class at this model's threshold)."""
+        (0 = spoof, 1 = real; default: the predicted class at this model's threshold). A model
+        that runs its trunk at several sizes gets the mean of the per-size maps."""
 
         import torch
 
-        x = to_tensor(crop)
+        x = self.net.preprocess(crop).requires_grad_(True)  # frozen trunk: the graph starts at the input
         with self._lock:
-            acts = {}
+            acts = []  # one entry per pass through the target layer (several for a multi-size DlibStatsFas)
 
             def hook(_module, _inp, out):
                 out.retain_grad()
-                acts["a"] = out
+                acts.append(out)
 
             handle = self.net.last_conv.register_forward_hook(hook)
             try:
@@ -266,12 +390,16 @@ class LivenessModel:
                         target = 1 if p_real >= self.threshold else 0
                     self.net.zero_grad(set_to_none=True)
                     logits[0, int(target)].backward()
-                a = acts["a"].detach()[0].double().numpy()
-                g = acts["a"].grad.detach()[0].double().numpy()
+                maps = [grad_cam_plus_plus(a.detach()[0].double().numpy(), a.grad.detach()[0].double().numpy(), crop.shape[:2])
+                        for a in acts]
             finally:
                 handle.remove()
                 self.net.zero_grad(set_to_none=True)
-        return grad_cam_plus_plus(a, g, crop.shape[:2]), int(target)
+        if len(maps) == 1:
+            return maps[0], int(target)
+        cam = np.mean(maps, axis=0)  # multi-size: average of the per-size maps (same crop frame), rescaled to [0, 1]
+        cam = cam - cam.min()
+        return np.clip(cam / (1e-7 + cam.max()), 0.0, 1.0).astype(np.float32), int(target)
 
     def explain(self, rgb: np.ndarray, face: Face, target: int | None = None) -> tuple[np.ndarray, dict[str, float]]:
         """Grad-CAM++ heatmap in the ORIGINAL image's coordinates (H x W float32 in [0, 1], 0
@@ -318,6 +446,8 @@ __all__ = [
     "LivenessModel",
     "default_liveness_model",
     "DEFAULT_MODEL",
+    "build_dlib_fas",
+    "build_network",
     "REGION_NAMES",
     "face_crop",
     "crop_matrix",
