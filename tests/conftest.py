@@ -46,3 +46,14 @@ def astronaut_png(tmp_path_factory, astronaut) -> Path:
     path.parent.mkdir(parents=True)
     Image.fromarray(astronaut).save(path)
     return path
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run a test with one torch thread (model tests are timed on 2 shared cores), then restore."""
+
+    torch = pytest.importorskip("torch")
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

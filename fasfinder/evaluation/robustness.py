@@ -746,6 +746,15 @@ def bootstrap_delta_f1(y: np.ndarray, preds_a: list[np.ndarray], preds_b: list[n
     return delta, float(np.std(boots, ddof=1))
 
 
+def _delta_cell(labels, a, b, up: str, down: str) -> str:
+    """Macro-F1 difference b - a with its paired bootstrap verdict, or "--" when the rows are missing."""
+
+    if not a or len(a) != len(b):
+        return "--"
+    d, se = bootstrap_delta_f1(labels, a, b)
+    return _verdict(d, se, up, down)
+
+
 def _verdict(delta: float, se: float, better: str, worse: str) -> str:
     if not np.isfinite(se) or se == 0:
         return "identical" if delta == 0 else f"{better if delta > 0 else worse} ({delta:+.3f}, s.e. 0)"
@@ -969,12 +978,8 @@ def _claims_closed(closed_rows, models, val_labels) -> list[str]:
     for base, heat in pairs:
         cells = []
         for c in ("original", "occlusion_0.30", "brightness_1.15", "noise_0.10"):
-            pa, pb = _preds(closed_rows, base.name, c), _preds(closed_rows, heat.name, c)
-            if not pa or len(pa) != len(pb):
-                cells.append("--")
-                continue
-            d, se = bootstrap_delta_f1(val_labels, pa, pb)
-            cells.append(_verdict(d, se, "Heatmap better", "Base better"))
+            cells.append(_delta_cell(val_labels, _preds(closed_rows, base.name, c), _preds(closed_rows, heat.name, c),
+                                     "Heatmap better", "Base better"))
         L.append(f"| {base.backbone} | " + " | ".join(cells) + " |")
     L.append("")
     return L
@@ -1020,12 +1025,8 @@ def _claims_ablation(closed_rows, abl_models, val_labels) -> list[str]:
             normal = _preds(closed_rows, m.name, c)
             cells = []
             for mode in ("zero", "random", "shuffle"):
-                ab = _preds(closed_rows, m.name, c, mode)
-                if not normal or len(ab) != len(normal):
-                    cells.append("--")
-                    continue
-                d, se = bootstrap_delta_f1(val_labels, normal, ab)
-                cells.append(_verdict(d, se, "better than Normal", "degraded"))
+                cells.append(_delta_cell(val_labels, normal, _preds(closed_rows, m.name, c, mode),
+                                         "better than Normal", "degraded"))
             L.append(f"| `{m.name}` | {c} | " + " | ".join(cells) + " |")
     L.append("")
     return L
