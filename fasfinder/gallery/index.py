@@ -34,12 +34,14 @@ MAGIC = b"FASIDX1\n"
 #: Exact (Flat) search up to this many faces; above it IVF (overridable per gallery).
 EXACT_MAX = 100_000
 
-#: IVF nprobe per nlist, from bench/bench_gallery_scale.py on real dlib face embeddings (held-out real
-#: queries; database = real + synthesised vectors, see docs/results/gallery.md): the smallest nprobe
-#: with recall@5 >= 0.99 plus one step of margin. Measured: nlist 1024 @ 1e5 (nprobe 24: 0.997),
-#: nlist 2048 @ 1e6 (24: 0.995), nlist 4096 @ 1e6 (32: 0.995). Larger nlists: extrapolated (same
-#: fraction of lists scanned), not measured.
-NPROBE_FOR_NLIST = {256: 16, 512: 16, 1024: 24, 2048: 24, 4096: 32, 8192: 48, 16384: 64, 32768: 96}
+#: IVF nprobe per nlist, from bench/bench_gallery_scale.py on real dlib face embeddings (500 held-out
+#: real LFW queries with a mate in the database; database = 9,045 real LFW/CelebA vectors + synthesised
+#: ones, see docs/results/gallery.md): the smallest nprobe with recall@5 >= 0.99 plus one step of margin.
+#: Measured on an idle machine (docs/results/gallery_scale_idle*.json): nlist 1024 @ 1e5: 48 -> 0.986,
+#: 64 -> 0.995, 96 -> 0.998; nlist 4096 @ 1e6: 32 -> 0.990, 48 -> 0.994, 64 -> 0.995 (p99 1.2 ms),
+#: 96 -> 0.997. (An earlier bench with only 682 real vectors had found 24 and 32 enough: too optimistic.)
+#: Other nlists: not measured, set conservatively between and beyond these.
+NPROBE_FOR_NLIST = {256: 48, 512: 64, 1024: 96, 2048: 96, 4096: 64, 8192: 128, 16384: 192, 32768: 256}
 
 
 def pick_nlist(n: int) -> int:
@@ -197,7 +199,8 @@ class VectorIndex:
             if not isinstance(loaded, faiss.IndexIVFFlat):
                 return None
             idx.nlist = int(loaded.nlist)
-            loaded.nprobe = int(header.get("nprobe") or pick_nprobe(idx.nlist))
+            # the measured table decides (an index saved under an older table would otherwise keep its nprobe)
+            loaded.nprobe = pick_nprobe(idx.nlist)
         idx._index = loaded
         return idx
 
