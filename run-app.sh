@@ -6,7 +6,7 @@ cd "$(dirname "$0")"
 bash scripts/bootstrap.sh
 if [ $# -eq 0 ] && [ -z "${DISPLAY:-}" ] && [ -z "${WAYLAND_DISPLAY:-}" ]; then
   mkdir -p out
-  echo "run-app: no display found; starting the app on a virtual screen and saving a screenshot to out/app.png" >&2
-  exec xvfb-run -a -s "-screen 0 1280x800x24" .venv/bin/python main.py --screenshot out/app.png
+  echo "run-app: no display found; starting the app on a virtual screen (demo gallery and a demo search) and saving a screenshot to out/app.png" >&2
+  exec xvfb-run -a -s "-screen 0 1280x800x24" .venv/bin/python main.py --screenshot out/app.png --demo --curves
 fi
 exec .venv/bin/python main.py "$@"

@@ -146,3 +146,14 @@ def test_unreadable_image_shows_message_and_window_keeps_working(qtbot, window, 
     assert win.matches.list.count() >= 1
     win.close()
     assert (Path(__import__("os").environ["FASFINDER_CONFIG_DIR"]) / "ui.ini").is_file()  # layout remembered
+
+
+def test_demo_query_is_a_photo_the_demo_does_not_enroll(tmp_path):
+    from ui.demo import demo_plan, demo_query
+
+    plan = demo_plan(folder=tmp_path)
+    query = demo_query(tmp_path)
+    assert query.is_file()
+    if len(plan) > 1:  # LFW present: a third photo of a demo person, never one of the enrolled ones
+        assert str(query) not in {str(f) for _, files in plan for f in files}
+        assert any(query.parent == files[0].parent for _, files in plan[1:])

@@ -28,6 +28,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--snap-at", type=int, default=0, metavar="N",
                    help="with --screenshot and --import: take the picture after N imported photos (then cancel)")
     p.add_argument("--curves", action="store_true", help="compute the severity curves after the query")
+    p.add_argument("--demo", action="store_true",
+                   help="enroll the demo gallery first when the gallery is empty, and (without --query) search a demo photo")
     p.add_argument("--size", default="1280x800", help="window size for --screenshot (WxH)")
     p.add_argument("--host", choices=("process", "local"), default=None,
                    help="where the models run: a helper process (default) or this process")
@@ -67,6 +69,12 @@ def run(argv: list[str] | None = None) -> int:
     settings = Settings.load()
     if args.db:
         settings = replace(settings, gallery=str(Path(args.db).expanduser().resolve()))
+    if args.demo:
+        from .demo import ensure_demo
+
+        log.info("demo gallery: %s", settings.gallery)
+        query = ensure_demo(settings.gallery, settings)
+        args.query = args.query or str(query)
     host = make_host(settings, args.host)
     shot = args.screenshot
     win = MainWindow(settings, host, offer_demo=not shot, restore_layout=not shot)

@@ -66,3 +66,29 @@ def seed_demo(service, identities: int = LFW_IDENTITIES, per_identity: int = LFW
         if cancel is not None and cancel.cancelled:
             break
     return results
+
+
+def demo_query(folder: Path | None = None) -> Path:
+    """A photo to search the demo gallery with: an LFW photo of a demo person that is not itself
+    enrolled (their third image) when LFW is present, else the astronaut."""
+
+    for label, files in demo_plan(folder=folder)[1:]:
+        person = files[0].parent
+        extra = sorted(person.glob("*.jpg"))[LFW_PER_IDENTITY:]
+        if extra:
+            return extra[0]
+    return astronaut_png(folder)
+
+
+def ensure_demo(gallery: str, settings=None, progress=None) -> Path:
+    """Enroll the demo gallery into ``gallery`` when it holds no photo; return :func:`demo_query`."""
+
+    from fasfinder.service import FasFinder
+
+    ff = FasFinder(gallery, settings=settings)
+    try:
+        if ff.gallery.counts()["images"] == 0:
+            seed_demo(ff, progress=progress)
+    finally:
+        ff.close()
+    return demo_query()
