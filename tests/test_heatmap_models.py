@@ -199,7 +199,7 @@ def test_online_training_exports_float16_weights_the_engine_runs(tmp_path, monke
     assert data["heat"].shape == (12, 150, 150) and data["va_heat"].shape == (6, 64, 64)
     cfg = OnlineConfig(backbone="shufflenet", variant="heatmap", size=64, epochs=2, batch=3, device="cpu", amp=False)
     state = train_online(cfg, data, tmp_path / "run", log=lambda *_: None)
-    assert state["epoch"] == 2 and state["steps"] == 4
+    assert state["epoch"] == 2 and state["steps"] == 4 and state["kept"] == 12 and state["listed"] == 12
     assert 0 <= state["history"][-1]["val_pair_auc"] <= 1
     models = tmp_path / "models"
     models.mkdir()

@@ -242,7 +242,8 @@ def train_online(cfg: OnlineConfig, data: dict, run_dir: Path, log=print) -> dic
             log(json.dumps({"model": cfg.name} | rec))
         history.append(rec)
     state = {"epoch": ep, "epochs_planned": cfg.epochs, "wall_s": round(time.time() - t_start, 1), "history": history,
-             "steps": step, "config": asdict(cfg), "device": torch.cuda.get_device_name(0) if dev.type == "cuda" else "cpu"}
+             "steps": step, "config": asdict(cfg), "device": torch.cuda.get_device_name(0) if dev.type == "cuda" else "cpu",
+             "listed": data["meta"]["listed"], "kept": len(data["meta"]["items"])}
     torch.save({"net": {k: v.detach().half().cpu() if v.is_floating_point() else v.cpu() for k, v in net.state_dict().items()},
                 "head": {k: v.detach().half().cpu() for k, v in head.state_dict().items()}}, run_dir / "final.pt")
     (run_dir / "state.json").write_text(json.dumps(state, indent=1))

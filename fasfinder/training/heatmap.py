@@ -119,9 +119,7 @@ def _online(args, argv) -> int:
                                args.device, args.size, Path(args.heat_cache) if args.heat_cache else None)
         if args.epochs == 0:  # only the shared heatmap cache
             return 0
-        state = train_online(cfg, data, run_dir, log=lambda m: print(m, flush=True))
-        state.update(listed=data["meta"]["listed"], kept=len(data["meta"]["items"]))
-        (run_dir / "state.json").write_text(__import__("json").dumps(state, indent=1))
+        train_online(cfg, data, run_dir, log=lambda m: print(m, flush=True))
         return 0
     cmd = args.command or ("python -m fasfinder.training.heatmap online " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])[1:]))
     print(export_online(run_dir, Path(args.models) if args.models else models_dir(), command=cmd, transfer=args.transfer))
