@@ -213,7 +213,12 @@ def cmd_eval(args) -> int:
     elif args.protocol == "fas":
         from .evaluation.fas import evaluate_fas
 
-        out = evaluate_fas(args.nuaa, progress=progress)
+        model = None
+        if args.model:
+            from .liveness import LivenessModel
+
+            model = LivenessModel.from_card(args.model)
+        out = evaluate_fas(args.nuaa, progress=progress, model=model)
     elif args.protocol == "calibrate":
         from .evaluation.calibrate import calibrate_engine
 
@@ -315,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true")
     e = evs.add_parser("fas", help="protocol 5: NUAA face anti-spoofing")
     e.add_argument("--nuaa", required=True)
+    e.add_argument("--model", help="liveness model card (default: the shipped default)")
     e.add_argument("--json", action="store_true")
     e = evs.add_parser("calibrate", help="fit an engine's similarity->confidence calibration on CelebA")
     e.add_argument("--celeba", required=True, help="folder holding celeba_subset/ and celeba_extra/")

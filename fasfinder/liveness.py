@@ -4,18 +4,23 @@ The model sees a *wide* square crop around the detected face box (``crop_scale``
 zero-padded where it leaves the image), resized to ``size`` x ``size``. The wide crop takes in
 the edge of a printed photo and the hand holding it, which is what separates NUAA's print
 attacks best (measured; see docs/results/fas.md). Everything the input pipeline needs
-(architecture, crop, threshold, optional region mask) is read from the model card, so the
-training script, the evaluation and the app share one definition.
+(architecture, crop, window, threshold, optional region mask) is read from the model card, so the
+training scripts, the evaluation and the app share one definition.
 
-Two architectures (the card's ``architecture.type``):
+Architectures (the card's ``architecture.type``):
 
-* ``DlibStatsFas`` (card ``fas-nuaa-dlib``; best on session-held-out validation, but worse than
-  the CNN on the NUAA test subset, so NOT the default - docs/results/fas.md): the FROZEN convolutional trunk of dlib's face-recognition
-  ResNet (:mod:`fasfinder.engines.dlib_torch`, weights read from dlib's own sha256-checked .dat),
-  run on the wide crop; the spatial standard deviation of every channel of each stage is pooled
-  (texture contrast statistics), standardised, and a logistic-regression head gives the liveness
-  logit. Only the head (a few kB) is trained and shipped.
-* ``FasNet`` (card ``fas-nuaa-cnn``, the default): a small CNN trained from scratch.
+* ``FasNetEnsemble`` (card ``fas-nuaa-wide``, the default): small CNNs trained from scratch on NUAA
+  plus synthetic print attacks (:mod:`fasfinder.training.fas_synth`, :mod:`fasfinder.training.fas_wide`),
+  all reading one stored crop of 4.0x the face box at 144 px; each member looks at its centred
+  ``window`` of it (0.675 = 2.7x the box, or 1.0 = 4.0x) resized to ``net_size`` through
+  :func:`window_resample` (the same resampling as in training). Score = the members' mean P(real);
+  Grad-CAM++ = the mean of the members' maps, each placed in its window.
+* ``FasNet``: one such CNN (cards ``fas-nuaa-cnn``, the previous default, trained on NUAA alone).
+* ``DlibStatsFas`` (card ``fas-nuaa-dlib``; best on session-held-out validation in its round, but
+  worse on the NUAA test subset, so NOT the default): the FROZEN convolutional trunk of dlib's
+  face-recognition ResNet (:mod:`fasfinder.engines.dlib_torch`, weights read from dlib's own
+  sha256-checked .dat), run on the wide crop; the spatial standard deviation of every channel of
+  each stage is pooled, standardised, and a logistic-regression head gives the liveness logit.
 
 Public API::
 
@@ -37,7 +42,7 @@ from .modelfiles import card_file, load_card
 from .regions import REGION_NAMES, keep_regions, region_importance
 
 #: Name of the shipped model card (``models/<name>.card.json``).
-DEFAULT_MODEL = "fas-nuaa-cnn"
+DEFAULT_MODEL = "fas-nuaa-wide"
 
 #: Stages of the dlib trunk (in forward order) whose channel statistics the DlibStatsFas head may use.
 DLIB_STAGES = ("stem", "level4", "level3", "level2", "level1", "level0")
@@ -139,12 +144,51 @@ def to_tensor(crops: np.ndarray):
 # --------------------------------------------------------------------------------------------
 # Network
 # --------------------------------------------------------------------------------------------
-def build_network(widths=DEFAULT_WIDTHS, dropout: float = 0.3):
+def window_box(size: int, window: float, jitter=None) -> tuple[int, int, int]:
+    """Integer square (x0, y0, side) of the centred ``window`` fraction of a ``size`` crop;
+    ``jitter`` = (log-scale, dx, dy) moves and scales it (training augmentation only)."""
+
+    side = window * size
+    cx = cy = size / 2.0
+    if jitter is not None:
+        ds, dx, dy = jitter
+        side *= float(np.exp(ds))
+        cx += dx * side
+        cy += dy * side
+    side_i = max(4, int(round(side)))
+    return int(round(cx - side_i / 2.0)), int(round(cy - side_i / 2.0)), side_i
+
+
+def window_resample(x, boxes, net_size: int):
+    """Cut each sample's square box (x0, y0, side) from the N x C x S x S tensor (zero outside) and
+    resize it to ``net_size`` (bilinear, antialiased): the one resampling used in training and at
+    inference, so both see the same pixels."""
+
+    import torch
+    import torch.nn.functional as F
+
+    n, c, h, w = x.shape
+    out = []
+    for i, (x0, y0, side) in enumerate(boxes):
+        pad = max(0, -x0, -y0, x0 + side - w, y0 + side - h)
+        xi = x[i : i + 1]
+        if pad:
+            xi = F.pad(xi, (pad, pad, pad, pad))
+        xi = xi[:, :, y0 + pad : y0 + pad + side, x0 + pad : x0 + pad + side]
+        if side != net_size:
+            xi = F.interpolate(xi, size=(net_size, net_size), mode="bilinear", antialias=True, align_corners=False)
+        out.append(xi)
+    return torch.cat(out, 0) if out else x.new_zeros((0, c, net_size, net_size))
+
+
+def build_network(widths=DEFAULT_WIDTHS, dropout: float = 0.3, window: float | None = None, net_size: int | None = None):
     """Plain CNN: a stride-2 conv3x3 stem, then conv3x3-BN-ReLU blocks with 2x max-pool, a last
     conv block (at 1/16 of the input: 8 x 8 for 128 px), GAP, linear -> 2 logits.
 
     Output index 0 = spoof, 1 = real. ``net.last_conv`` is the last convolution block (the
-    Grad-CAM++ target layer).
+    Grad-CAM++ target layer). With ``window`` and ``net_size`` the network looks at the centred
+    ``window`` fraction of its crop, resized to ``net_size`` (:func:`window_resample`): one stored
+    4.0x crop serves a 2.7x model (window 0.675) and a 4.0x one (window 1.0) alike.
     """
 
     import torch.nn as nn
@@ -165,15 +209,61 @@ def build_network(widths=DEFAULT_WIDTHS, dropout: float = 0.3):
                 nn.Conv2d(c_in, widths[-1], 3, padding=1, bias=False), nn.BatchNorm2d(widths[-1]), nn.ReLU(inplace=True)
             )
             self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(widths[-1], 2))
+            self.window = window
+            self.net_size = net_size
 
         def forward(self, x):
             return self.head(self.last_conv(self.features(x)))
 
-        @staticmethod
-        def preprocess(crops):
-            return to_tensor(crops)
+        def preprocess(self, crops):
+            x = to_tensor(crops)
+            if self.window is None or self.net_size is None:
+                return x
+            box = window_box(x.shape[-1], self.window)
+            return window_resample(x, [box] * x.shape[0], self.net_size)
+
+        def cam_layers(self):
+            return [(self.last_conv, self.window if self.net_size else None)]
 
     return FasNet()
+
+
+def build_ensemble(widths, windows, net_size: int):
+    """Several :func:`build_network` members on the same stored crop, each with its own window;
+    the output is the log of the members' mean class probabilities (so softmax = mean probability).
+    ``cam_layers()`` lists each member's last convolution with its window (Grad-CAM++ averages
+    the members' maps in the crop frame)."""
+
+    import torch
+    import torch.nn as nn
+
+    class FasNetEnsemble(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.members = nn.ModuleList([build_network(widths, window=w, net_size=net_size) for w in windows])
+
+        def forward(self, x):
+            probs = [torch.softmax(m(m_in), dim=1) for m, m_in in zip(self.members, self.member_inputs(x))]
+            return torch.log(torch.stack(probs, 0).mean(0).clamp_min(1e-12))
+
+        def member_inputs(self, x):
+            cache = {}
+            out = []
+            for m in self.members:
+                key = m.window
+                if key not in cache:
+                    box = window_box(x.shape[-1], m.window)
+                    cache[key] = window_resample(x, [box] * x.shape[0], m.net_size)
+                out.append(cache[key])
+            return out
+
+        def preprocess(self, crops):
+            return to_tensor(crops)
+
+        def cam_layers(self):
+            return [(m.last_conv, m.window) for m in self.members]
+
+    return FasNetEnsemble()
 
 
 def build_dlib_fas(stages=DLIB_STAGES[:5], pool: str = "std", sizes=(), trunk=None):
@@ -302,6 +392,18 @@ def grad_cam_plus_plus(activations: np.ndarray, grads: np.ndarray, out_shape: tu
     return np.clip(np.nan_to_num(cam, nan=0.0), 0.0, 1.0).astype(np.float32)
 
 
+def paste_window(cam: np.ndarray, x0: int, y0: int, shape: tuple[int, int]) -> np.ndarray:
+    """Place a window's map (side x side) at (x0, y0) of a zero map of ``shape`` (clipped)."""
+
+    out = np.zeros(shape, np.float32)
+    side = cam.shape[0]
+    sx0, sy0 = max(0, x0), max(0, y0)
+    sx1, sy1 = min(shape[1], x0 + side), min(shape[0], y0 + side)
+    if sx1 > sx0 and sy1 > sy0:
+        out[sy0:sy1, sx0:sx1] = cam[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0]
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 # Model
 # --------------------------------------------------------------------------------------------
@@ -327,8 +429,16 @@ class LivenessModel:
             self.net = build_dlib_fas(tuple(arch.get("stages", DLIB_STAGES[:5])), arch.get("pool", "std"), tuple(arch.get("sizes", ())))
             load = self.net.load_head
         elif self.arch_type == "FasNet":
-            self.net = build_network(self.widths)
+            self.net = build_network(self.widths, window=self.input.get("window"), net_size=self.input.get("net_size"))
             load = self.net.load_state_dict
+        elif self.arch_type == "FasNetEnsemble":
+            windows = [float(w) for w in arch.get("windows", ())]
+            if not windows:
+                raise ModelError(f"card {self.name}: an ensemble needs architecture.windows")
+            self.net = build_ensemble(self.widths, windows, int(self.input.get("net_size", 96)))
+
+            def load(state, net=self.net):  # stored as float16; the network runs in float32
+                net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
         else:
             raise ModelError(f"unknown liveness architecture {self.arch_type!r} in card {self.name}")
         try:
@@ -374,14 +484,17 @@ class LivenessModel:
         import torch
 
         x = self.net.preprocess(crop).requires_grad_(True)  # frozen trunk: the graph starts at the input
+        layers = self.net.cam_layers() if hasattr(self.net, "cam_layers") else [(self.net.last_conv, None)]
         with self._lock:
-            acts = []  # one entry per pass through the target layer (several for a multi-size DlibStatsFas)
+            acts = []  # (output, window) per pass through a target layer (several: multi-size trunk, ensemble)
+            handles = []
+            for layer, window in layers:
 
-            def hook(_module, _inp, out):
-                out.retain_grad()
-                acts.append(out)
+                def hook(_module, _inp, out, window=window):
+                    out.retain_grad()
+                    acts.append((out, window))
 
-            handle = self.net.last_conv.register_forward_hook(hook)
+                handles.append(layer.register_forward_hook(hook))
             try:
                 with torch.enable_grad():
                     logits = self.net(x)
@@ -390,10 +503,17 @@ class LivenessModel:
                         target = 1 if p_real >= self.threshold else 0
                     self.net.zero_grad(set_to_none=True)
                     logits[0, int(target)].backward()
-                maps = [grad_cam_plus_plus(a.detach()[0].double().numpy(), a.grad.detach()[0].double().numpy(), crop.shape[:2])
-                        for a in acts]
+                maps = []
+                for a, window in acts:
+                    act, grad = a.detach()[0].double().numpy(), a.grad.detach()[0].double().numpy()
+                    if window is None:
+                        maps.append(grad_cam_plus_plus(act, grad, crop.shape[:2]))
+                    else:  # the layer saw a window of the crop: its map goes there, zero elsewhere
+                        x0, y0, side = window_box(crop.shape[0], window)
+                        maps.append(paste_window(grad_cam_plus_plus(act, grad, (side, side)), x0, y0, crop.shape[:2]))
             finally:
-                handle.remove()
+                for h in handles:
+                    h.remove()
                 self.net.zero_grad(set_to_none=True)
         if len(maps) == 1:
             return maps[0], int(target)

@@ -1,6 +1,7 @@
 """Train the liveness (FAS) model on the NUAA subset (BENCHMARKS.md section 5).
 
-    # the default model fas-nuaa-cnn: small CNN from scratch
+    # (the default model fas-nuaa-wide is trained by fasfinder.training.fas_synth + fas_wide instead)
+    # fas-nuaa-cnn: small CNN from scratch on NUAA alone (the previous default)
     python -m fasfinder.training.fas --nuaa ../shared/data/nuaa --arch fasnet --name fas-nuaa-cnn --crop-scale 2.7 --size 128 --epochs 25 --eval
     # fas-nuaa-dlib: frozen dlib trunk + channel-std statistics + logistic-regression head (not the default)
     python -m fasfinder.training.fas --nuaa ../shared/data/nuaa --arch dlib --name fas-nuaa-dlib \

@@ -1,0 +1,83 @@
+"""Synthetic print attacks (fasfinder.training.fas_synth) and the wide-crop training transforms."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from fasfinder.training import fas_synth  # noqa: E402
+from fasfinder.training.fas_wide import fold_of_group, frame_cut  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def astronaut():
+    from skimage import data
+
+    from fasfinder.faces import FaceAnalyzer
+
+    rgb = data.astronaut()
+    face = FaceAnalyzer().detect(rgb)[0]
+    return rgb, face
+
+
+def test_print_and_composite_carry_the_face_geometry(astronaut):
+    rgb, face = astronaut
+    rng = np.random.default_rng(0)
+    pimg, pface, ppts = fas_synth.make_print(rgb, face.box, face.landmarks, rng)
+    h, w = pimg.shape[:2]
+    # the face box and its landmarks sit inside the print
+    assert pface[:, 0].min() >= 0 and pface[:, 0].max() <= w and pface[:, 1].min() >= 0 and pface[:, 1].max() <= h
+    assert ppts.shape == (68, 2)
+    assert (ppts[:, 0] > 0).all() and (ppts[:, 0] < w).all()
+    # background: a plain grey scene with a "person" box
+    bg = np.full((480, 640, 3), 120, np.uint8)
+    out, box, pts = fas_synth.composite(bg, (250, 150, 400, 300), pimg, pface, ppts, rng)
+    assert out.shape == bg.shape and out.dtype == np.uint8
+    assert not np.array_equal(out, bg)  # the print was pasted
+    x0, y0, x1, y1 = box
+    assert abs((x1 - x0) - (y1 - y0)) <= 1  # dlib-like square
+    # the printed face's landmarks land inside (or at the edge of) its box, which lies on the pasted print
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    assert np.abs(pts.mean(axis=0) - [cx, cy]).max() < (x1 - x0) * 0.5
+    assert out[int(cy), int(cx)].tolist() != [120, 120, 120]
+
+
+def test_synthesis_is_deterministic(astronaut):
+    rgb, face = astronaut
+    bg = np.full((300, 400, 3), 90, np.uint8)
+    outs = []
+    for _ in range(2):
+        rng = np.random.default_rng(7)
+        p = fas_synth.make_print(rgb, face.box, face.landmarks, rng)
+        outs.append(fas_synth.composite(bg, (150, 80, 250, 180), *p, rng)[0])
+    assert np.array_equal(outs[0], outs[1])
+
+
+def test_camera_degrades_both_members_of_a_pair_alike(astronaut):
+    rgb, _ = astronaut
+    params = {"blur": 1.0, "noise": 3.0, "jpeg": 70, "seed": 5}
+    a = fas_synth.camera(rgb, params)
+    b = fas_synth.camera(rgb, params)
+    assert np.array_equal(a, b) and not np.array_equal(a, rgb)
+    assert fas_synth.camera(rgb, {"blur": 0.0, "noise": 0.0, "jpeg": 100, "seed": 0}) is not None
+
+
+def test_frame_cut_blackens_outside_and_keeps_the_face():
+    x = torch.ones((4, 3, 144, 144))
+    rng = np.random.default_rng(0)
+    y = frame_cut(x, rng, face_frac=0.25, p=1.0)
+    box = 36  # face box side in a 4.0x crop of 144 px
+    c0, c1 = 72 - int(0.3 * box), 72 + int(0.3 * box)
+    assert bool((y[:, :, c0:c1, c0:c1] == 1).all())  # the face centre stays
+    assert float(y.mean()) < 1.0  # something was cut
+    fixed = frame_cut(x, rng, face_frac=0.25, fixed=1.1)
+    half = int(round(1.1 * box))
+    assert bool((fixed[:, :, 72 - half + 1 : 72 + half - 1, 72 - half + 1 : 72 + half - 1] == 1).all())
+    assert float(fixed[:, :, :, : 72 - half - 1].abs().sum()) == 0.0
+
+
+def test_folds_hold_out_whole_subjects():
+    assert [fold_of_group(f"nuaa-{i:04d}", 3) for i in range(1, 10)] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert {fold_of_group(f"celeba-{i}", 3) for i in range(30)} == {0, 1, 2}
