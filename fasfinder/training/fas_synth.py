@@ -20,7 +20,7 @@ The face box of the printed face in the composite is the source's dlib box carri
 geometry (no detection needed). Everything is numpy + OpenCV, deterministic given the seed.
 
     python -m fasfinder.training.fas_synth --nuaa ../shared/data/nuaa --celeba ../shared/data \
-        --out /tmp/fas-synth.npz [--per-nuaa 2] [--seed 0] [--preview preview.png]
+        --celeba-faces celeba_faces.json --out /tmp/fas-synth.npz [--per-nuaa 2] [--seed 0] [--preview preview.png]
 
 The output npz holds JPEG-encoded wide crops (4.0 x the face box by default) with labels, sources
 and group ids (NUAA subject + session, CelebA identity) for grouped validation.
@@ -348,11 +348,37 @@ def load(path) -> dict:
             "landmarks": z["landmarks"].astype(np.float32), "meta": json.loads(str(z["meta"]))}
 
 
+def detect_celeba(celeba_root, out_path) -> dict:
+    """dlib HOG on every CelebA subset image: {file: {box, landmarks, n, id, hw}} of the largest face
+    (files without a face are left out), written to ``out_path`` as JSON."""
+
+    from ..faces import FaceAnalyzer
+    from ..imaging import load_image
+
+    root = Path(celeba_root)
+    lines = [ln.split() for ln in (root / "identity_CelebA_subset.txt").read_text().splitlines() if ln.strip()]
+    analyzer = FaceAnalyzer()
+    out = {}
+    t0 = time.time()
+    for i, (f, ident) in enumerate(lines):
+        rgb = load_image(root / "Celeb" / f).pixels
+        faces = analyzer.detect(rgb)
+        if faces:
+            fc = max(faces, key=lambda x: x.width * x.height)
+            out[f] = {"box": [int(v) for v in fc.box], "landmarks": fc.landmarks.tolist(), "n": len(faces), "id": ident,
+                      "hw": list(rgb.shape[:2])}
+        if (i + 1) % 200 == 0:
+            log(f"celeba faces {i + 1}/{len(lines)} ({time.time() - t0:.0f}s)")
+    Path(out_path).write_text(json.dumps(out))
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--nuaa", required=True)
     ap.add_argument("--celeba", required=True, help="folder holding celeba_subset/")
-    ap.add_argument("--celeba-faces", required=True, help="JSON {file: {box, id}} of dlib detections on celeba_subset/Celeb")
+    ap.add_argument("--celeba-faces", required=True, help="JSON {file: {box, landmarks, id}} of dlib detections on "
+                    "celeba_subset/Celeb (made here first when it does not exist)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--per-nuaa", type=int, default=2)
     ap.add_argument("--scale", type=float, default=4.0)
@@ -360,7 +386,11 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--preview", default="")
     args = ap.parse_args(argv)
-    faces = json.loads(Path(args.celeba_faces).read_text())
+    faces_path = Path(args.celeba_faces)
+    if faces_path.is_file():
+        faces = json.loads(faces_path.read_text())
+    else:
+        faces = detect_celeba(Path(args.celeba) / "celeba_subset", faces_path)
     t0 = time.time()
     summary = build(args.nuaa, Path(args.celeba) / "celeba_subset", faces, args.out, args.per_nuaa, args.seed, args.scale,
                     args.size, args.preview or None)
