@@ -81,3 +81,64 @@ def test_frame_cut_blackens_outside_and_keeps_the_face():
 def test_folds_hold_out_whole_subjects():
     assert [fold_of_group(f"nuaa-{i:04d}", 3) for i in range(1, 10)] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
     assert {fold_of_group(f"celeba-{i}", 3) for i in range(30)} == {0, 1, 2}
+
+
+def _tiny_npz(path, astronaut):
+    """A 36-sample data file with the fas_synth schema (astronaut crops, NUAA-like groups)."""
+
+    import json
+
+    import cv2
+
+    from fasfinder.liveness import crop_matrix, face_crop, transform_points
+
+    rgb, face = astronaut
+    rng = np.random.default_rng(0)
+    jpgs, labels, sources, groups, sessions, marks = [], [], [], [], [], []
+    for i in range(36):
+        img = rgb if i % 2 else fas_synth.composite(rgb, face.box, *fas_synth.make_print(rgb, face.box, face.landmarks, rng), rng)[0]
+        crop = face_crop(img, face.box, 4.0, 64)
+        jpgs.append(np.frombuffer(cv2.imencode(".jpg", crop[..., ::-1])[1].tobytes(), np.uint8))
+        marks.append(transform_points(face.landmarks, crop_matrix(face.box, 4.0, 64)))
+        labels.append(i % 2)
+        subject = 1 + (i // 2) % 9
+        sources.append("nuaa" if i < 24 else "celeba")
+        groups.append(f"nuaa-{subject:04d}" if i < 24 else f"celeba-{i}")
+        sessions.append(1 + i % 2)
+    data = np.empty(len(jpgs), dtype=object)
+    data[:] = jpgs
+    np.savez(path, jpeg=data, label=np.array(labels), source=np.array(sources), group=np.array(groups),
+             session=np.array(sessions), landmarks=np.stack(marks).astype(np.float16),
+             meta=np.array(json.dumps({"scale": 4.0, "size": 64, "seed": 0, "per_nuaa": 1})))
+
+
+def test_train_export_load_roundtrip(tmp_path, astronaut):
+    """fas_wide trains (CPU, 1 epoch, tiny net), the export writes an ensemble card + float16 weights
+    with a threshold from the held-out folds, and LivenessModel loads and runs it."""
+
+    import json
+
+    from fasfinder.liveness import LivenessModel
+    from fasfinder.modelfiles import sha256_file
+    from fasfinder.training import fas_wide
+
+    npz = tmp_path / "tiny.npz"
+    _tiny_npz(npz, astronaut)
+    runs = tmp_path / "runs"
+    common = ["--data", str(npz), "--device", "cpu", "--epochs", "1", "--batch", "8", "--widths", "4,4,8,8,8",
+              "--net-size", "32", "--sharpness-aug"]
+    for fold in (0, 1, 2):
+        assert fas_wide.main(common + ["--fold", str(fold), "--out", str(runs / f"c-f{fold}")]) == 0
+    assert fas_wide.main(common + ["--out", str(runs / "c-all")]) == 0
+    res = json.loads((runs / "c-f0" / "result.json").read_text())
+    assert {"val", "val_cut"} <= set(res) and len(res["val"]["scores"]) == 12  # subjects 0001-0003: 12 NUAA samples
+    card = fas_wide.export_ensemble([str(runs / "c-all"), str(runs / "c-all")], [str(runs / "c")], "tiny-fas",
+                                    out_dir=tmp_path / "models")
+    assert card["architecture"]["type"] == "FasNetEnsemble" and len(card["architecture"]["windows"]) == 2
+    assert 0.0 < card["threshold"] < 1.0
+    weights = tmp_path / "models" / "tiny-fas.pt"
+    assert sha256_file(weights) == card["files"][0]["sha256"]
+    model = LivenessModel(card, weights)
+    crops = np.zeros((2, 64, 64, 3), np.uint8)
+    p = model.scores_from_crops(crops)
+    assert p.shape == (2,) and ((p >= 0) & (p <= 1)).all()
