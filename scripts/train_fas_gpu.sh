@@ -15,7 +15,8 @@ runs=${RUNS:-/tmp/fas-runs}
 mkdir -p "$runs" "$out"
 export PYTHONUNBUFFERED=1
 # "name window synth(0/1) keep-regions(- = all; region names with _ for spaces, comma-separated) frame-cut-probability
-#  [sharpness-aug 0/1] [seed] [all|folds]" (all: only the run on everything, no held-out folds)
+#  [sharpness-aug 0/1] [seed] [all|folds|foldsonly]" (all: only the run on everything, no held-out folds;
+#  foldsonly: only the held-out folds)
 specs=${SPECS:-"w27 0.675 1 - 0.5;w40 1.0 1 - 0.5;w40-nocut 1.0 1 - 0;w27-nuaa 0.675 0 - 0.5"}
 IFS=';' read -ra spec_list <<<"$specs"
 pids=()
@@ -28,6 +29,7 @@ for spec in "${spec_list[@]}"; do
   extra+=(--seed "${seed:-0}")
   first=-1
   [ "${which:-folds}" = all ] && last=-1 || last=$((folds - 1))
+  [ "${which:-folds}" = foldsonly ] && first=0
   [ "$keep" != "-" ] && extra+=(--keep-regions "${keep//_/ }")  # region names: "_" for " " in SPECS
   for fold in $(seq $first $last); do
     run=$name-f$fold
@@ -43,7 +45,7 @@ echo "training: $(( $(date +%s) - t0 )) s, status $status"
 cd "$runs"
 # results small, weights of the runs on all data one file each (the way back takes files of <= 16 MiB)
 tar czf "$out/fas-results.tgz" */result.json log-*.txt
-for d in *-all; do cp "$d/final.pt" "$out/$d.pt"; done
+for d in *-all; do [ -f "$d/final.pt" ] && cp "$d/final.pt" "$out/$d.pt"; done
 ls -la "$out"
 tail -n 3 log-*.txt
 exit $status

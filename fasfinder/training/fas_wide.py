@@ -370,7 +370,8 @@ def export_ensemble(members: list[str], oof_prefixes: list[str], name: str, fold
         "threshold_rule": (f"minimum ACER of out-of-fold scores on the NUAA training images: {folds} runs per configuration "
                            "with one subject group held out (0001-0003 / 0004-0006 / 0007-0009, with their synthetic pairs and "
                            "a third of the CelebA identities), scored as they are and zoomed in (frame cut at 1.1 face boxes); "
-                           f"mean of the configurations {[Path(p).name for p in oof_prefixes]} (seed 0). Training data only."),
+                           f"per held-out image, the mean of the scores of the configurations {[Path(p).name for p in oof_prefixes]} "
+                           "(each scored by its own fold model). Training data only."),
         "validation": {"protocol": f"{folds}-fold NUAA-subject hold-out (both sessions), plain + zoomed-in",
                        "n_real": int((lab == 1).sum()), "n_spoof": int((lab == 0).sum()),
                        **{k: v for k, v in oof.items() if k != "threshold"}},
