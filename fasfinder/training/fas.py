@@ -465,7 +465,7 @@ def main(argv=None) -> int:
     ap.add_argument("--nuaa", required=True, help="NUAA folder (holds db/)")
     ap.add_argument("--name", default="fas-nuaa-cnn", help="model card name (models/<name>.card.json)")
     ap.add_argument("--arch", choices=("dlib", "fasnet"), default="fasnet",
-                    help="fasnet: small CNN from scratch (the default model fas-nuaa-cnn; this default keeps the "
+                    help="fasnet: small CNN from scratch (fas-nuaa-cnn, the previous default model; this default keeps the "
                     "commands in older cards valid); dlib: frozen dlib trunk + channel-std statistics + logistic head")
     ap.add_argument("--last-stage", default="level1", help="dlib: deepest trunk stage used (stem, level4 .. level0)")
     ap.add_argument("--pool", choices=("std", "meanstd"), default="std", help="dlib: per-channel statistics pooled")
