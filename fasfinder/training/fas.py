@@ -460,6 +460,17 @@ def region_ranking(nuaa_dir, card_name: str, cache_dir: Path = DEFAULT_CACHE) ->
     return sorted(ai, key=lambda r: -ai[r])
 
 
+def add_recipe_args(ap: argparse.ArgumentParser, *, epochs: int, batch: int, lr: float) -> None:
+    """The optimisation options both FAS CNN trainers (this one and ``fas_wide``) take."""
+
+    ap.add_argument("--epochs", type=int, default=epochs)
+    ap.add_argument("--batch", type=int, default=batch)
+    ap.add_argument("--lr", type=float, default=lr)
+    ap.add_argument("--weight-decay", type=float, default=5e-4)
+    ap.add_argument("--dropout", type=float, default=0.3)
+    ap.add_argument("--label-smoothing", type=float, default=0.05)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m fasfinder.training.fas", description=__doc__.splitlines()[0])
     ap.add_argument("--nuaa", required=True, help="NUAA folder (holds db/)")
@@ -475,12 +486,7 @@ def main(argv=None) -> int:
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--widths", default="16,32,64,96,128")
     ap.add_argument("--keep-regions", default="", help="comma-separated regions to keep (rest black)")
-    ap.add_argument("--epochs", type=int, default=30)
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--weight-decay", type=float, default=5e-4)
-    ap.add_argument("--dropout", type=float, default=0.3)
-    ap.add_argument("--label-smoothing", type=float, default=0.05)
+    add_recipe_args(ap, epochs=30, batch=32, lr=3e-3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--val-subjects", default="", help="hold out these train subjects (e.g. 0007,0008,0009) and report validation only (input selection)")

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .fas import add_recipe_args
+
 
 def log(*args) -> None:
     print(*args, file=sys.stderr, flush=True)
@@ -236,77 +238,17 @@ def run(args) -> dict:
     return result
 
 
-def oof_scores(runs: Path, config: str, folds: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Out-of-fold held-out NUAA scores of ``config`` (its ``<config>-f<k>`` runs)."""
+def oof_scores(prefix, folds: int, keys=("val", "val_cut")) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold held-out NUAA scores and labels of one configuration (its ``<prefix>-f<k>`` runs),
+    the ``keys`` views (plain / zoomed-in) concatenated in a fixed order."""
 
-    s, lab, groups = [], [], []
+    s, lab = [], []
     for k in range(folds):
-        r = json.loads((runs / f"{config}-f{k}" / "result.json").read_text())["val"]
-        s += r["scores"]
-        lab += r["labels"]
-        groups += r["groups"]
-    return np.array(s), np.array(lab), groups
-
-
-def export(runs, config: str, name: str, folds: int = 3, out_dir=None, command: str = "", extra: dict | None = None) -> dict:
-    """Write ``models/<name>.pt`` + card from ``runs/<config>-all`` and the threshold from the
-    out-of-fold scores of ``runs/<config>-f<k>`` (training data only)."""
-
-    import hashlib
-    import shutil
-
-    from ..modelfiles import models_dir
-    from .fas import choose_threshold, fas_metrics
-
-    runs = Path(runs)
-    res = json.loads((runs / f"{config}-all" / "result.json").read_text())
-    st = res["settings"]
-    s, lab, groups = oof_scores(runs, config, folds)
-    thr = choose_threshold(s[lab == 1], s[lab == 0])
-    oof = fas_metrics(s[lab == 1], s[lab == 0], thr)
-    out_dir = Path(out_dir) if out_dir else models_dir()
-    weights = out_dir / f"{name}.pt"
-    shutil.copyfile(runs / f"{config}-all" / "final.pt", weights)
-    sha = hashlib.sha256(weights.read_bytes()).hexdigest()
-    widths = [int(v) for v in st["widths"].split(",")]
-    meta = json.loads(str(np.load(st["data"], allow_pickle=True)["meta"])) if Path(st["data"]).is_file() else {"scale": 4.0, "size": 144}
-    card = {
-        "name": name,
-        "kind": "liveness (face anti-spoofing) classifier",
-        "description": (f"Small CNN (5 conv3x3-BN-ReLU blocks, GAP, linear) trained from scratch on the NUAA training subset plus "
-                        f"synthetic print attacks (fasfinder.training.fas_synth). Input: the square crop of {meta['scale']} x the dlib "
-                        f"face box at {meta['size']} px, of which the network sees the centred {st['window']} "
-                        f"(= {meta['scale'] * st['window']:.2f} x the face box) resized to {st['net_size']} px. "
-                        "Output softmax index 1 = P(real)."),
-        "files": [{"name": "weights", "path": weights.name, "sha256": sha}],
-        "architecture": {"type": "FasNet", "widths": widths},
-        "input": {"crop_scale": meta["scale"], "size": meta["size"], "window": st["window"], "net_size": st["net_size"]},
-        "threshold": float(thr),
-        "threshold_rule": (f"minimum ACER of the out-of-fold scores of {folds} subject-held-out runs (NUAA training subjects "
-                           "0001-0003 / 0004-0006 / 0007-0009 held out in turn, with their synthetic pairs and a third of the "
-                           "CelebA identities). Training data only."),
-        "validation": {"protocol": f"{folds}-fold NUAA-subject hold-out (both sessions)", "n_real": int((lab == 1).sum()),
-                       "n_spoof": int((lab == 0).sum()), **{k: v for k, v in oof.items() if k != "threshold"}},
-        "data": ("NUAA Photograph Imposter Database subset (../shared/data/nuaa): the 300 real + 300 print-attack training images; "
-                 "synthetic print attacks made from them and from CelebA in-the-wild images (../shared/data/celeba_subset), each "
-                 "paired with its untouched live original. Never the NUAA test lists, never LFW."),
-        "recipe": {"optimizer": "AdamW", "lr": st["lr"], "schedule": "one-cycle (15% warm-up)", "weight_decay": st["weight_decay"],
-                   "batch": st["batch"], "epochs": st["epochs"], "dropout": st["dropout"], "label_smoothing": st["label_smoothing"],
-                   "seed": st["seed"], "nuaa_weight": st["nuaa_weight"], "synthetic": not st["no_synth"],
-                   "keep_regions": st["keep_regions"] or None,
-                   "augmentation": "window scale x exp(+-0.12), shift +-6%, flip, brightness/contrast x[0.75,1.25], saturation "
-                                   "x[0.7,1.3], channel gain +-7%, grey 5%, 3x3 blur 25%, Gaussian noise sd<=0.03 50%",
-                   "faces": "dlib HOG (FaceAnalyzer), largest face; centre box when none is found"},
-        "train_device": "one NVIDIA H100 (lent GPU box)",
-        "seconds_per_epoch": round(res["seconds_per_epoch"], 2),
-        "train_seconds": round(res["seconds"], 1),
-        "n_train": res["n_train"],
-        "command": command,
-    }
-    if extra:
-        card.update(extra)
-    (out_dir / f"{name}.card.json").write_text(json.dumps(card, indent=1) + "\n")
-    return card
+        r = json.loads((Path(f"{prefix}-f{k}") / "result.json").read_text())
+        for key in keys:
+            s += r[key]["scores"]
+            lab += r[key]["labels"]
+    return np.array(s), np.array(lab)
 
 
 def export_ensemble(members: list[str], oof_prefixes: list[str], name: str, folds: int = 3, out_dir=None, command: str = "",
@@ -331,17 +273,11 @@ def export_ensemble(members: list[str], oof_prefixes: list[str], name: str, fold
         for k, v in torch.load(str(Path(m) / "final.pt"), map_location="cpu", weights_only=True).items():
             state[f"members.{i}.{k}"] = v.half() if v.is_floating_point() else v
     st = results[0]["settings"]
-    score_sets, lab = [], None
-    for prefix in oof_prefixes:
-        s, labels = [], []
-        for k in range(folds):
-            r = json.loads((Path(f"{prefix}-f{k}") / "result.json").read_text())
-            for key in ("val", "val_cut"):
-                s += r[key]["scores"]
-                labels += r[key]["labels"]
-        score_sets.append(np.array(s))
-        lab = np.array(labels)
-    s = np.mean(score_sets, axis=0)
+    oof = [oof_scores(prefix, folds) for prefix in oof_prefixes]
+    lab = oof[0][1]
+    if any(not np.array_equal(lab, other) for _, other in oof[1:]):
+        raise ValueError("the configurations' held-out folds differ (different data or folds)")
+    s = np.mean([scores for scores, _ in oof], axis=0)
     thr = choose_threshold(s[lab == 1], s[lab == 0])
     oof = fas_metrics(s[lab == 1], s[lab == 0], thr)
     out_dir = Path(out_dir) if out_dir else models_dir()
@@ -406,18 +342,17 @@ def main(argv=None) -> int:
         ap.add_argument("export")
         ap.add_argument("--runs", required=True, help="folder holding <config>-all/ and <config>-f<k>/")
         ap.add_argument("--config", required=True, help="configuration(s) whose held-out folds give the threshold (comma-separated)")
-        ap.add_argument("--members", default="", help="ensemble: comma-separated run folders under --runs (e.g. w27s-all,w40s-all)")
+        ap.add_argument("--members", default="", help="comma-separated run folders under --runs (default: <config>-all of each "
+                        "--config); several make an ensemble")
         ap.add_argument("--name", required=True)
         ap.add_argument("--folds", type=int, default=3)
         ap.add_argument("--out-dir", default="")
         ap.add_argument("--command", default="")
         a = ap.parse_args(argv)
-        if a.members:
-            runs = Path(a.runs)
-            card = export_ensemble([str(runs / m) for m in a.members.split(",")], [str(runs / c) for c in a.config.split(",")],
-                                   a.name, a.folds, a.out_dir or None, a.command)
-        else:
-            card = export(a.runs, a.config, a.name, a.folds, a.out_dir or None, a.command)
+        runs, configs = Path(a.runs), a.config.split(",")
+        members = a.members.split(",") if a.members else [f"{c}-all" for c in configs]
+        card = export_ensemble([str(runs / m) for m in members], [str(runs / c) for c in configs], a.name, a.folds,
+                               a.out_dir or None, a.command)
         print(json.dumps({"name": card["name"], "threshold": card["threshold"], "validation": card["validation"]}))
         return 0
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -428,12 +363,7 @@ def main(argv=None) -> int:
     ap.add_argument("--window", type=float, default=0.675, help="fraction of the stored 4.0x crop the net sees (0.675 = 2.7x)")
     ap.add_argument("--net-size", type=int, default=96)
     ap.add_argument("--widths", default="32,64,128,192,256")
-    ap.add_argument("--epochs", type=int, default=40)
-    ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--weight-decay", type=float, default=5e-4)
-    ap.add_argument("--dropout", type=float, default=0.3)
-    ap.add_argument("--label-smoothing", type=float, default=0.05)
+    add_recipe_args(ap, epochs=40, batch=128, lr=2e-3)
     ap.add_argument("--nuaa-weight", type=float, default=0.5, help="NUAA originals' share of an epoch relative to the synthetic samples")
     ap.add_argument("--no-synth", action="store_true", help="NUAA training images only (the control)")
     ap.add_argument("--sharpness-aug", action="store_true", help="random blur / unsharp mask (both classes) instead of the light 3x3 blur")
