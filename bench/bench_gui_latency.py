@@ -69,7 +69,7 @@ def main(argv=None) -> int:
 
     from fasfinder.settings import Settings
     from ui.app import limit_threads
-    from ui.host import make_host
+    from fasfinder.host import make_host
     from ui.main_window import MainWindow
 
     limit_threads()

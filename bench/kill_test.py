@@ -114,7 +114,7 @@ def child(args) -> int:
     ff = TestFinder(args.db, settings=settings)
     ff._gallery = Gallery(args.db, checkpoint_seconds=args.checkpoint)
     n_new = n_dup = 0
-    for res in ff.enroll([args.images_dir]):
+    for res in ff.iter_enroll([args.images_dir]):
         if res.error and res.error["code"] == "duplicate":
             n_dup += 1
         elif res.error:

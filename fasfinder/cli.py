@@ -43,11 +43,10 @@ def _service(args):
         settings.refuse_spoof = True
     if getattr(args, "all_faces", False):
         settings.enroll_all_faces = True
-    from .engines import get_engine
-
-    get_engine(settings.engine)  # an unknown engine fails the command (exit 1), not each input
     db = getattr(args, "db", None)
-    return FasFinder(db or settings.gallery, settings=settings)
+    ff = FasFinder(db or settings.gallery, settings=settings)
+    ff.engine  # noqa: B018 - an unknown engine fails the command (exit 1), not each input
+    return ff
 
 
 def _progress_printer(enabled: bool):
@@ -68,7 +67,7 @@ def cmd_enroll(args) -> int:
     ff = _service(args)
     meta = json.loads(args.metadata) if args.metadata else None
     try:
-        for res in ff.enroll(args.paths, label=args.label, label_from=args.label_from, case_id=args.case_id,
+        for res in ff.iter_enroll(args.paths, label=args.label, label_from=args.label_from, case_id=args.case_id,
                              metadata=meta, progress=_progress_printer(not args.json and sys.stderr.isatty())):
             d = res.to_dict()
             human = f"{res.path}: " + (f"record {res.record_id} as {res.label!r} ({res.faces} face(s) found)"
@@ -117,11 +116,9 @@ def cmd_liveness(args) -> int:
 
 
 def cmd_explain(args) -> int:
-    from .explain_io import write_explanations
-
     ff = _service(args)
     try:
-        report = write_explanations(ff, args.image, Path(args.out), with_matches=args.db is not None, top_k=args.top)
+        report = ff.explain_to_folder(args.image, args.out, with_matches=args.db is not None, top_k=args.top)
     finally:
         ff.close()
     _emit(report, args.json)
@@ -129,22 +126,17 @@ def cmd_explain(args) -> int:
 
 
 def cmd_engines(args) -> int:
-    from .engines import describe, engine_names, get_engine
+    from .service import FasFinder
 
-    for name in engine_names():
-        try:
-            info = get_engine(name).info()
-            info["description"] = describe(name)
-            info["error"] = None
-        except FasFinderError as exc:
-            info = {"name": name, "description": describe(name), "error": exc.to_dict()}
-        _emit(info, args.json, f"{name}: {info.get('description')} (dim {info.get('dim')})")
+    for engine in FasFinder().engines(details=True):
+        info = engine.to_dict()
+        _emit(info, args.json, f"{engine.name}: {engine.description} (dim {info.get('dim')})")
     return 0
 
 
 def cmd_audit(args) -> int:
     ff = _service(args)
-    for row in reversed(ff.gallery.audit_log(args.limit)):
+    for row in reversed(ff.audit_log(args.limit)):
         _emit(row, args.json, f"{row['at']} {row['user']} {row['action']} {json.dumps(row['details'])}")
     ff.close()
     return 0
@@ -153,7 +145,7 @@ def cmd_audit(args) -> int:
 def cmd_export(args) -> int:
     ff = _service(args)
     try:
-        summary = ff.gallery.export(args.out, labels=args.label, case_ids=args.case_id)
+        summary = ff.export_archive(args.out, labels=args.label, case_ids=args.case_id)
     finally:
         ff.close()
     _emit(dict(summary, error=None), args.json,
@@ -167,7 +159,7 @@ def cmd_import(args) -> int:
     try:
         for path in args.files:
             try:
-                d = dict(ff.gallery.import_file(path), error=None)
+                d = dict(ff.import_archive(path), error=None)
                 human = (f"{path}: {d['images']} image(s) imported, {d['duplicates']} already enrolled, "
                          f"{d['persons_created']} new person(s)")
             except FasFinderError as exc:
@@ -181,7 +173,7 @@ def cmd_import(args) -> int:
 
 def cmd_history(args) -> int:
     ff = _service(args)
-    for row in ff.gallery.history(args.limit):
+    for row in ff.history(args.limit):
         summary = {"id": row["id"], "created_at": row["created_at"], "user": row["user"], "query": row["query_path"],
                    "engine": row["engine"], "results": row["results"]}
         _emit(summary, args.json, f"{row['id']} {row['created_at']} {row['query_path']} "

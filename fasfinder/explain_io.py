@@ -3,7 +3,8 @@
 For every face: the Grad-CAM++ heatmap of the recognition model (overlay PNG + NPY in image
 coordinates), its region importance, the FAS model's heatmap and Area Importance when a
 liveness model is installed, and, with a gallery, per-match maps for the top-K matches (query
-side and gallery side, "what in this face made it match that one").
+side and gallery side, "what in this face made it match that one"). The service computes the
+maps (``FasFinder.explain_to_folder``); this module only names and writes the files.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import FasFinderError, ModelError
+from .results import FaceResult, Heatmap, Match, MatchExplanation, overlay
 
 
 def _png(path: Path, rgb: np.ndarray) -> None:
@@ -26,46 +27,43 @@ def _round(d: dict) -> dict:
     return {k: (None if v != v else round(float(v), 5)) for k, v in d.items()}
 
 
-def write_explanations(ff, image_path, out_dir: Path, *, with_matches: bool, top_k: int = 5) -> dict:
-    from .explain import explain_face, overlay
+class ExplanationWriter:
+    """Files of one query's explanations in ``out_dir``; each method returns its part of the report."""
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    result = ff.analyze(image_path, top_k=top_k, with_matches=with_matches, record=False)
-    report = {"query": str(image_path), "out": str(out_dir), "error": result.error, "faces": []}
-    if result.error:
-        return report
-    rgb = result.pixels
-    image = ff.load(image_path)
-    for fr in result.faces:
+    def __init__(self, out_dir: Path):
+        self.out = Path(out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+
+    def _map(self, name: str, rgb: np.ndarray, heatmap: np.ndarray, npy: bool = True) -> str:
+        if npy:
+            np.save(self.out / f"{name}.npy", heatmap.astype(np.float32))
+        _png(self.out / f"{name}.png", overlay(rgb, heatmap))
+        return f"{name}.png"
+
+    def face(self, fr: FaceResult, rgb: np.ndarray, exp: Heatmap) -> dict:
         stem = f"face{fr.index}"
-        exp = explain_face(rgb, fr.face)
-        np.save(out_dir / f"{stem}_heatmap.npy", exp.heatmap.astype(np.float32))
-        _png(out_dir / f"{stem}_overlay.png", overlay(rgb, exp.heatmap))
-        face_rep = {"index": fr.index, "box": [int(v) for v in fr.box], "layer": exp.layer,
-                    "heatmap_png": f"{stem}_overlay.png", "heatmap_npy": f"{stem}_heatmap.npy",
-                    "region_importance": _round(exp.regions),
-                    "liveness": fr.liveness.to_dict() if fr.liveness is not None else None}
-        model = ff.liveness_model()
-        if model is not None:
-            try:
-                hm, regions = model.explain(rgb, fr.face)
-                np.save(out_dir / f"{stem}_fas_heatmap.npy", hm.astype(np.float32))
-                _png(out_dir / f"{stem}_fas_overlay.png", overlay(rgb, hm))
-                face_rep["fas"] = {"heatmap_png": f"{stem}_fas_overlay.png", "area_importance": _round(regions)}
-            except (FasFinderError, ModelError) as exc:
-                face_rep["fas"] = {"error": exc.to_dict()}
-        matches = []
-        for m in fr.matches if with_matches else []:
-            q_exp, g_exp, crop = ff.explain_match(image, fr.face, m.face_id)
-            mstem = f"{stem}_match{m.rank}"
-            _png(out_dir / f"{mstem}_query.png", overlay(rgb, q_exp.heatmap))
-            _png(out_dir / f"{mstem}_gallery.png", overlay(crop, g_exp.heatmap))
-            np.save(out_dir / f"{mstem}_query.npy", q_exp.heatmap.astype(np.float32))
-            np.save(out_dir / f"{mstem}_gallery.npy", g_exp.heatmap.astype(np.float32))
-            matches.append({**m.to_dict(), "query_png": f"{mstem}_query.png", "gallery_png": f"{mstem}_gallery.png",
-                            "query_region_importance": _round(q_exp.regions),
-                            "gallery_region_importance": _round(g_exp.regions)})
-        face_rep["matches"] = matches
-        report["faces"].append(face_rep)
-    (out_dir / "explanation.json").write_text(json.dumps(report, indent=2))
-    return report
+        np.save(self.out / f"{stem}_heatmap.npy", exp.heatmap.astype(np.float32))
+        _png(self.out / f"{stem}_overlay.png", overlay(rgb, exp.heatmap))
+        return {"index": fr.index, "box": [int(v) for v in fr.box], "layer": exp.layer,
+                "heatmap_png": f"{stem}_overlay.png", "heatmap_npy": f"{stem}_heatmap.npy",
+                "region_importance": _round(exp.regions),
+                "liveness": fr.liveness.to_dict() if fr.liveness is not None else None}
+
+    def fas(self, fr: FaceResult, rgb: np.ndarray, exp: Heatmap) -> dict:
+        stem = f"face{fr.index}"
+        np.save(self.out / f"{stem}_fas_heatmap.npy", exp.heatmap.astype(np.float32))
+        _png(self.out / f"{stem}_fas_overlay.png", overlay(rgb, exp.heatmap))
+        return {"heatmap_png": f"{stem}_fas_overlay.png", "area_importance": _round(exp.regions)}
+
+    def match(self, fr: FaceResult, m: Match, rgb: np.ndarray, crop: np.ndarray, exp: MatchExplanation) -> dict:
+        stem = f"face{fr.index}_match{m.rank}"
+        query_png = self._map(f"{stem}_query", rgb, exp.query.heatmap)
+        gallery_png = self._map(f"{stem}_gallery", crop, exp.gallery.heatmap)
+        return {**m.to_dict(), "query_png": query_png, "gallery_png": gallery_png,
+                "query_region_importance": _round(exp.query.regions),
+                "gallery_region_importance": _round(exp.gallery.regions)}
+
+    def report(self, report: dict) -> Path:
+        path = self.out / "explanation.json"
+        path.write_text(json.dumps(report, indent=2))
+        return path

@@ -168,3 +168,15 @@ def from_array(pixels: np.ndarray, source: str = "<array>") -> LoadedImage:
         raise UnreadableImage(f"{source}: expected an H x W x 3 array, got {arr.shape}")
     arr = np.ascontiguousarray(arr[..., :3]).astype(np.uint8, copy=False)
     return LoadedImage(pixels=arr, sha256=hashlib.sha256(arr.tobytes()).hexdigest(), source=source, format="array")
+
+
+def thumbnail(rgb: np.ndarray, side: int) -> np.ndarray:
+    """``rgb`` scaled down (area interpolation) so its longer side is at most ``side`` pixels."""
+
+    import cv2
+
+    h, w = rgb.shape[:2]
+    s = side / max(h, w)
+    if s >= 1:
+        return np.ascontiguousarray(rgb)
+    return cv2.resize(rgb, (max(1, int(w * s)), max(1, int(h * s))), interpolation=cv2.INTER_AREA)

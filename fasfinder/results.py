@@ -1,4 +1,10 @@
-"""Plain result objects returned by the service (no Qt, no torch): what the CLI prints and the UI draws."""
+"""Plain result objects returned by the service (no Qt, no torch): what the CLI prints and the UI draws.
+
+Results refer to images by sha256 and to faces by their index in the query (and gallery faces by
+``face_id``); the decoded query image travels once, from the service to the front end, in
+:attr:`QueryResult.pixels` for display, and never back: explanation and severity operations take
+``(query sha256, face index)``.
+"""
 
 from __future__ import annotations
 
@@ -95,3 +101,79 @@ class EnrollResult:
     def to_dict(self) -> dict:
         return {"path": self.path, "label": self.label, "record_id": self.record_id, "faces": self.faces,
                 "error": self.error, "liveness": self.liveness}
+
+
+@dataclass
+class Heatmap:
+    """One explanation map: Grad-CAM++ of the recognition or the liveness model for one face."""
+
+    heatmap: np.ndarray  # H x W float32 in [0, 1] in the coordinates of the image it explains
+    regions: dict[str, float]  # importance of the 10 landmark regions (sums to 1 over the face)
+    method: str  # what produced it, for people ("recognition model, Grad-CAM++ on level2")
+    layer: str = ""  # the network layer the map was taken at
+    score: float = float("nan")  # the explained target (self projection / cosine / liveness score)
+
+
+@dataclass
+class MatchExplanation:
+    """Per-match maps: what in the query face made it match the gallery face, and the reverse.
+
+    ``gallery`` is in the coordinates of the gallery face crop (``FasFinder.face_crops``)."""
+
+    face_id: int
+    query: Heatmap
+    gallery: Heatmap
+
+
+@dataclass
+class SeverityCurves:
+    target: str  # "similarity" (to the top match) or "liveness"
+    region: str  # "face" or "image"
+    baseline: float  # value on the unperturbed image
+    curves: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # kind -> [(severity, value)]
+    engine: str = ""
+    face_id: int | None = None
+
+    def to_dict(self) -> dict:
+        return {"target": self.target, "region": self.region, "baseline": round(self.baseline, 4),
+                "engine": self.engine, "face_id": self.face_id,
+                "curves": {k: [[s, round(v, 4)] for s, v in pts] for k, pts in self.curves.items()}}
+
+
+@dataclass
+class EngineInfo:
+    name: str
+    description: str  # one line for people
+    default: bool = False
+    details: dict | None = None  # the loaded engine's card summary (name, dim, files, ...), when asked for
+    error: dict | None = None  # why the engine could not be loaded, when asked for details
+
+    def to_dict(self) -> dict:
+        d = {"name": self.name, **(self.details or {})}
+        d.update(description=self.description, error=self.error)
+        return d
+
+
+@dataclass
+class ServiceInfo:
+    engine: str
+    gallery: str
+    counts: dict  # {"persons", "images", "faces", ...}
+    liveness_unavailable: str | None  # why there is no liveness check, or None
+
+
+def overlay(rgb: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    """uint8 RGB image: ``rgb`` blended with the jet-coloured ``heatmap`` (H x W in [0, 1])."""
+
+    import cv2
+
+    rgb = np.asarray(rgb)
+    if rgb.ndim == 2:
+        rgb = np.stack([rgb] * 3, axis=-1)
+    rgb = rgb[..., :3].astype(np.float32)
+    hm = np.asarray(heatmap, dtype=np.float32)
+    if hm.shape != rgb.shape[:2]:
+        hm = cv2.resize(hm, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
+    colour = cv2.applyColorMap(np.uint8(np.clip(hm, 0, 1) * 255), cv2.COLORMAP_JET)[:, :, ::-1].astype(np.float32)
+    out = (1.0 - alpha) * rgb + alpha * colour
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)

@@ -1,9 +1,15 @@
 """The one API both front ends (CLI and desktop app) use.
 
 :class:`FasFinder` ties image loading, face analysis, engines, liveness, explanations and the
-gallery together and returns the plain result objects of :mod:`fasfinder.results`. Long
-operations take a ``progress(done, total, message)`` callback and a :class:`CancelToken`, so the
-same code drives the CLI's progress output and the GUI's progress bar.
+gallery together and returns the plain result objects of :mod:`fasfinder.results`. Every method a
+front end may call is an :func:`~fasfinder.operations.operation`; :data:`OPERATIONS` is the one
+explicit list of them, which :mod:`fasfinder.host` forwards by name to a helper process. Long
+operations take a ``progress(done, total, message)`` callback and a :class:`CancelToken`.
+
+The operations are grouped by concept: queries and enrollment here, explanations and severity
+curves in :mod:`fasfinder.service_explain`, gallery upkeep (persons, history, audit, archives) in
+:mod:`fasfinder.service_gallery`. Results refer to query images by sha256 and faces by index: the
+service keeps the last queries' decoded images (:class:`RecentQueries`), so no pixels travel back.
 """
 
 from __future__ import annotations
@@ -12,42 +18,33 @@ import logging
 import os
 import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 
-from .engines import get_engine
-from .errors import Cancelled, FasFinderError, GalleryError, ModelError, NoFace
+from .engines import DEFAULT_ENGINE, describe, engine_names, get_engine
+from .errors import FasFinderError, GalleryError, ModelError, NoFace
 from .faces import DetectorSettings, Face, FaceAnalyzer
 from .gallery import Gallery
-from .imaging import LoadedImage, from_array, load_image
-from .results import EnrollResult, FaceResult, Match, QueryResult
+from .imaging import LoadedImage, from_array, load_image, thumbnail
+from .operations import CancelToken, Progress, operation, operation_table
+from .perturb import SWEEPS
+from .regions import REGION_NAMES  # the 10 landmark regions of every region-importance dict, in display order
+from .results import EngineInfo, EnrollResult, FaceResult, Match, QueryResult, ServiceInfo
+from .service_explain import ExplainOperations
+from .service_gallery import GalleryOperations
 from .settings import Settings
+from .severity import IDENTITY
 
 log = logging.getLogger("fasfinder")
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"}
+THUMB_SIDE = 96
 
-Progress = Callable[[int, int, str], None]
-
-
-class CancelToken:
-    """Set from any thread to stop a long operation at its next checkpoint."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-
-    def cancel(self) -> None:
-        self._event.set()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._event.is_set()
-
-    def check(self) -> None:
-        if self._event.is_set():
-            raise Cancelled("cancelled by the user")
+__all__ = ["CancelToken", "FasFinder", "OPERATIONS", "Progress", "REGION_NAMES", "SEVERITY_SWEEPS",
+           "expand_inputs", "label_for"]
 
 
 def expand_inputs(paths: Iterable[str | os.PathLike]) -> list[Path]:
@@ -71,7 +68,30 @@ def label_for(path: Path, label_from: str) -> str:
     raise GalleryError(f"unknown label source {label_from!r} (use 'parent' or 'stem')", code="bad_argument")
 
 
-class FasFinder:
+class RecentQueries:
+    """The decoded images and faces of the last queries, by sha256 (what explanations work on)."""
+
+    def __init__(self, size: int = 8):
+        self.size = size
+        self._items: OrderedDict[str, tuple[LoadedImage, list[Face]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, image: LoadedImage, faces: list[Face]) -> None:
+        with self._lock:
+            self._items[image.sha256] = (image, faces)
+            self._items.move_to_end(image.sha256)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def get(self, sha256: str) -> tuple[LoadedImage, list[Face]] | None:
+        with self._lock:
+            item = self._items.get(sha256)
+            if item is not None:
+                self._items.move_to_end(sha256)
+            return item
+
+
+class FasFinder(ExplainOperations, GalleryOperations):
     """Service facade. Thread-safe: the GUI calls it from worker threads."""
 
     def __init__(self, gallery: str | os.PathLike | None = None, *, settings: Settings | None = None,
@@ -85,6 +105,8 @@ class FasFinder:
         self.analyzer = FaceAnalyzer(DetectorSettings(detector=self.settings.detector, upsample=self.settings.upsample))
         self._liveness = None
         self._liveness_error: str | None = None
+        self._liveness_lock = threading.Lock()
+        self.recent = RecentQueries()
 
     # -- components ----------------------------------------------------------------------
     @property
@@ -109,20 +131,63 @@ class FasFinder:
 
         if not self.settings.liveness:
             return None
-        if self._liveness is None and self._liveness_error is None:
-            try:
-                from .liveness import default_liveness_model
+        with self._liveness_lock:
+            if self._liveness is None and self._liveness_error is None:
+                try:
+                    from .liveness import default_liveness_model
 
-                self._liveness = default_liveness_model()
-            except (ImportError, ModelError) as exc:
-                self._liveness_error = str(exc) or type(exc).__name__
-                log.warning("liveness check unavailable: %s", self._liveness_error)
-        return self._liveness
+                    self._liveness = default_liveness_model()
+                except ModelError as exc:
+                    self._liveness_error = str(exc) or type(exc).__name__
+                    log.warning("liveness check unavailable: %s", self._liveness_error)
+            return self._liveness
 
     @property
     def liveness_unavailable(self) -> str | None:
         self.liveness_model()
         return self._liveness_error if self.settings.liveness else "liveness check switched off in the settings"
+
+    @operation
+    def info(self) -> ServiceInfo:
+        """The active engine, the gallery file and its counts, and why liveness is off (or None)."""
+
+        return ServiceInfo(engine=self.settings.engine, gallery=str(self.gallery_path), counts=self.gallery.counts(),
+                           liveness_unavailable=self.liveness_unavailable)
+
+    @operation
+    def engines(self, details: bool = False) -> list[EngineInfo]:
+        """The installed engines; with ``details`` each one is loaded and reports its card (dim, files, ...)."""
+
+        out = []
+        for name in engine_names():
+            info = EngineInfo(name=name, description=describe(name), default=name == DEFAULT_ENGINE)
+            if details:
+                try:
+                    info.details = get_engine(name).info()
+                except FasFinderError as exc:
+                    info.error = exc.to_dict()
+            out.append(info)
+        return out
+
+    @operation
+    def warm_up(self) -> bool:
+        """Load the engine and the liveness model now, not on the first query."""
+
+        self.engine  # noqa: B018
+        self.liveness_model()
+        return True
+
+    @operation
+    def thumbnails(self, paths: list[str], side: int = THUMB_SIDE) -> list[np.ndarray | None]:
+        """Small RGB previews of image files (None for a file that cannot be read)."""
+
+        out: list[np.ndarray | None] = []
+        for p in paths:
+            try:
+                out.append(thumbnail(self.load(p).pixels, side))
+            except FasFinderError:
+                out.append(None)
+        return out
 
     # -- building blocks -----------------------------------------------------------------
     def load(self, source) -> LoadedImage:
@@ -139,6 +204,7 @@ class FasFinder:
         return self.engine.embed_faces(image.pixels, faces, flip=self.settings.flip)
 
     # -- queries -------------------------------------------------------------------------
+    @operation
     def analyze(self, source, *, top_k: int | None = None, with_matches: bool = True,
                 record: bool = True) -> QueryResult:
         """Detect every face, check liveness, embed and (optionally) search the gallery.
@@ -159,6 +225,7 @@ class FasFinder:
             t["detect_landmarks"] = (time.perf_counter() - t0) * 1e3
             if not faces:
                 raise NoFace(f"{name}: no face found")
+            self.recent.put(image, faces)
             result.faces = [FaceResult(index=i, face=f) for i, f in enumerate(faces)]
             model = self.liveness_model()
             if model is not None:
@@ -192,18 +259,27 @@ class FasFinder:
             result.error = exc.to_dict()
         return result
 
-    def search(self, source, *, top_k: int | None = None) -> QueryResult:
-        return self.analyze(source, top_k=top_k, with_matches=True)
+    @operation
+    def search(self, source, *, top_k: int | None = None, record: bool = True) -> QueryResult:
+        """Every face of a photo with its liveness verdict and its top-K gallery matches."""
 
+        return self.analyze(source, top_k=top_k, with_matches=True, record=record)
+
+    @operation
     def liveness(self, source) -> QueryResult:
+        """Every face of a photo with its liveness verdict (no gallery search)."""
+
         result = self.analyze(source, with_matches=False, record=False)
         if result.error is None and self.liveness_model() is None:
             result.error = {"code": "model_missing", "message": f"no liveness model: {self.liveness_unavailable}"}
         return result
 
     # -- enrollment ----------------------------------------------------------------------
+    @operation
     def enroll_one(self, path: str | os.PathLike, *, label: str | None = None, label_from: str = "parent",
                    case_id: str | None = None, metadata: dict | None = None) -> EnrollResult:
+        """Enroll one photo (its first face, or every face with ``enroll_all_faces``); never raises for a bad input."""
+
         p = Path(path)
         res = EnrollResult(path=str(p), label=None, record_id=None, faces=0)
         try:
@@ -240,10 +316,10 @@ class FasFinder:
             res.error = exc.to_dict()
         return res
 
-    def enroll(self, paths: Iterable[str | os.PathLike], *, label: str | None = None, label_from: str = "parent",
-               case_id: str | None = None, metadata: dict | None = None, progress: Progress | None = None,
-               cancel: CancelToken | None = None) -> Iterator[EnrollResult]:
-        """Enroll files and folders one image at a time (each committed atomically)."""
+    def iter_enroll(self, paths: Iterable[str | os.PathLike], *, label: str | None = None,
+                    label_from: str = "parent", case_id: str | None = None, metadata: dict | None = None,
+                    progress: Progress | None = None, cancel: CancelToken | None = None) -> Iterator[EnrollResult]:
+        """Enroll files and folders one image at a time (each committed atomically), yielding each result."""
 
         files = expand_inputs(paths)
         total = len(files)
@@ -259,26 +335,49 @@ class FasFinder:
             if self._gallery is not None:
                 self.gallery.flush()
 
-    # -- explanations --------------------------------------------------------------------
-    def explain_face(self, image: LoadedImage, face: Face):
-        from .explain import explain_face
+    @operation(progress=True)
+    def enroll(self, paths: Iterable[str | os.PathLike], *, label: str | None = None, label_from: str = "parent",
+               case_id: str | None = None, metadata: dict | None = None, progress: Progress | None = None,
+               cancel: CancelToken | None = None) -> list[EnrollResult]:
+        """Enroll files and folders (each image committed atomically); one result per file."""
 
-        return explain_face(image.pixels, face)
+        return list(self.iter_enroll(paths, label=label, label_from=label_from, case_id=case_id, metadata=metadata,
+                                     progress=progress, cancel=cancel))
 
-    def explain_match(self, image: LoadedImage, face: Face, face_id: int):
-        """Per-match explanations: (query map, gallery map, gallery crop) for one match."""
+    @operation(progress=True)
+    def seed_demo(self, identities: int | None = None, per_identity: int | None = None, folder: str | None = None,
+                  progress: Progress | None = None, cancel: CancelToken | None = None) -> list[EnrollResult]:
+        """Enroll the demo persons (the astronaut, and a few LFW people when ../shared/data is present)."""
 
-        from .explain import explain_match
+        from .demo import LFW_IDENTITIES, LFW_PER_IDENTITY, demo_plan
 
-        crop, lm, row = self.gallery.face_crop_and_landmarks(face_id)
-        g_face = self.analyzer.face_at(crop, _crop_face_box(row, crop.shape[1]))
-        q_exp, g_exp = explain_match(image.pixels, face, crop, g_face)
-        return q_exp, g_exp, crop
+        plan = demo_plan(LFW_IDENTITIES if identities is None else identities,
+                         LFW_PER_IDENTITY if per_identity is None else per_identity, Path(folder) if folder else None)
+        total = sum(len(files) for _, files in plan)
+        results: list[EnrollResult] = []
+        for label, files in plan:
+            for res in self.iter_enroll(files, label=label, case_id="demo", metadata={"source": "demo"}, cancel=cancel):
+                results.append(res)
+                if progress:
+                    progress(len(results), total, f"{label}: {Path(res.path).name}")
+            if cancel is not None and cancel.cancelled:
+                break
+        return results
+
+    @operation(progress=True)
+    def ensure_demo(self, progress: Progress | None = None, cancel: CancelToken | None = None) -> str:
+        """Enroll the demo gallery when the gallery holds no photo; the path of a demo photo to search."""
+
+        from .demo import demo_query
+
+        if self.gallery.counts()["images"] == 0:
+            self.seed_demo(progress=progress, cancel=cancel)
+        return str(demo_query())
 
 
-def _crop_face_box(row: dict, side: int) -> tuple[int, int, int, int]:
-    bx0, by0, bx1, by1 = row["crop_box"]
-    s = side / (bx1 - bx0)
-    x0, y0, x1, y1 = row["box"]
-    return (int(round((x0 - bx0) * s)), int(round((y0 - by0) * s)), int(round((x1 - bx0) * s)), int(round((y1 - by0) * s)))
+#: The one explicit list of operations front ends may call (name -> Operation), forwarded by
+#: :mod:`fasfinder.host`; ``tests/test_service_api.py`` checks the UI calls nothing else.
+OPERATIONS = operation_table(FasFinder)
 
+#: Perturbation sweeps of the severity curves: kind -> (value of the unperturbed image, *severities).
+SEVERITY_SWEEPS: dict[str, tuple[float, ...]] = {k: (IDENTITY[k], *v) for k, v in SWEEPS.items()}

@@ -122,7 +122,7 @@ def enrolled(tmp_path_factory, corpus):
 
     db = tmp_path_factory.mktemp("g") / "gallery.db"
     ff = FasFinder(db, settings=Settings(gallery=str(db), liveness=False))
-    res = next(ff.enroll([corpus["good"]], label="eileen"))
+    res = ff.enroll([corpus["good"]], label="eileen")[0]
     assert res.error is None and res.record_id
     yield ff
     ff.close()

@@ -1,4 +1,6 @@
-"""FASFinder desktop app (PySide6). Thin views, docks and workers over :class:`fasfinder.service.FasFinder`.
+"""FASFinder desktop app (PySide6). Thin views, docks and workers over the service API.
 
-``ui.host`` and ``ui.demo`` import no Qt (they also run in the inference helper process).
+``ui`` imports from the core only the service API (``fasfinder.service``, ``fasfinder.host``,
+``fasfinder.operations``), result types (``fasfinder.results``), errors and settings; the service
+runs in a helper process (``fasfinder.host``).
 """

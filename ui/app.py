@@ -54,7 +54,8 @@ def run(argv: list[str] | None = None) -> int:
 
     from fasfinder.settings import Settings
 
-    from .host import make_host
+    from fasfinder.host import make_host
+
     from .main_window import RESOURCES, MainWindow
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -69,13 +70,11 @@ def run(argv: list[str] | None = None) -> int:
     settings = Settings.load()
     if args.db:
         settings = replace(settings, gallery=str(Path(args.db).expanduser().resolve()))
-    if args.demo:
-        from .demo import ensure_demo
-
-        log.info("demo gallery: %s", settings.gallery)
-        query = ensure_demo(settings.gallery, settings)
-        args.query = args.query or str(query)
     host = make_host(settings, args.host)
+    if args.demo:
+        log.info("demo gallery: %s", settings.gallery)
+        query = host.call("ensure_demo")
+        args.query = args.query or str(query)
     shot = args.screenshot
     win = MainWindow(settings, host, offer_demo=not shot, restore_layout=not shot)
     win._own_host = True

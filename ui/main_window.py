@@ -181,17 +181,17 @@ class MainWindow(QMainWindow):
         self.session.call("info", on_result=self._show_info)
 
     def _show_info(self, info) -> None:
-        c = info["counts"]
-        live = "liveness: on" if not info["liveness_unavailable"] else "liveness: n/a"
-        self.status_info.setText(f"{Path(info['gallery']).name} \u00b7 {c['persons']} persons \u00b7 {c['images']} photos"
-                                 f" \u00b7 {info['engine']} \u00b7 {live}")
-        self.status_info.setToolTip(f"{info['gallery']}\n{info['liveness_unavailable'] or 'liveness model installed'}")
+        c = info.counts
+        live = "liveness: on" if not info.liveness_unavailable else "liveness: n/a"
+        self.status_info.setText(f"{Path(info.gallery).name} \u00b7 {c['persons']} persons \u00b7 {c['images']} photos"
+                                 f" \u00b7 {info.engine} \u00b7 {live}")
+        self.status_info.setToolTip(f"{info.gallery}\n{info.liveness_unavailable or 'liveness model installed'}")
 
     def _maybe_offer_demo(self, info) -> None:
         self._show_info(info)
-        if not self.offer_demo or info["counts"]["images"] > 0:
+        if not self.offer_demo or info.counts["images"] > 0:
             return
-        if Path(info["gallery"]).resolve() != default_gallery_path().resolve():
+        if Path(info.gallery).resolve() != default_gallery_path().resolve():
             return
         answer = QMessageBox.question(
             self, "Empty gallery",

@@ -11,7 +11,7 @@ class Session(QObject):
     result_changed = Signal(object)  # QueryResult (or None)
     face_selected = Signal(int)  # index into result.faces (-1: none)
     match_selected = Signal(object)  # Match (or None)
-    match_explained = Signal(object, object)  # Match, (query Explanation, gallery Explanation, crop)
+    match_explained = Signal(object, object)  # Match, fasfinder.results.MatchExplanation
     gallery_changed = Signal()
     history_changed = Signal()
     message = Signal(str, int)  # status-bar text, timeout ms
@@ -23,7 +23,7 @@ class Session(QObject):
         self.result = None
         self.face_index = -1
         self.match = None
-        self.match_explanation = None  # (Match, (query Explanation, gallery Explanation, crop))
+        self.match_explanation = None  # (Match, MatchExplanation)
         self.match_explained.connect(lambda m, v: setattr(self, "match_explanation", (m, v)))
 
     # -- service calls off the GUI thread ----------------------------------------------------
@@ -95,15 +95,12 @@ class Session(QObject):
         self._xwait[key] = [(on_result, on_error)]
 
         def done(ok, value, key=key):
-            if ok:
-                if kind == "face":
-                    value = (value.heatmap, value.regions, f"recognition model, Grad-CAM++ on {value.layer}")
-                else:
-                    value = (value[0], value[1], "liveness (FAS) model, Grad-CAM++")
+            if ok:  # a fasfinder.results.Heatmap
+                value = (value.heatmap, value.regions, value.method)
             self._xcache[key] = (ok, value)
             for res_cb, err_cb in self._xwait.pop(key, []):
                 (res_cb if ok else err_cb)(value)
 
         method = "explain_face" if kind == "face" else "liveness_explain"
-        self.call(method, self.result.pixels, fr.face,
+        self.call(method, self.result.sha256, self.face_index, path=self.result.query,
                   on_result=lambda v: done(True, v), on_error=lambda e: done(False, e))

@@ -11,7 +11,7 @@ from fasfinder.settings import Settings
 
 
 class SettingsDialog(QDialog):
-    def __init__(self, settings: Settings, engines: list[tuple[str, str]], parent=None):
+    def __init__(self, settings: Settings, engines: list, parent=None):
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self.setMinimumWidth(520)
@@ -28,7 +28,7 @@ class SettingsDialog(QDialog):
         holder.setLayout(row)
         form.addRow("Gallery file", holder)
         self.engine = QComboBox()
-        for name, desc in engines or [(settings.engine, "")]:
+        for name, desc in [(e.name, e.description) for e in engines] or [(settings.engine, "")]:
             self.engine.addItem(name, name)
             self.engine.setItemData(self.engine.count() - 1, desc, 3)  # tooltip role
         self.engine.setCurrentIndex(max(0, self.engine.findData(settings.engine)))

@@ -118,7 +118,7 @@ class GalleryDock(QDockWidget):
 
     # -- listing -------------------------------------------------------------------------------
     def refresh(self) -> None:
-        self.session.call("gallery.persons", on_result=self._populate)
+        self.session.call("persons", on_result=self._populate)
 
     def _populate(self, records) -> None:
         self.records = records
@@ -178,7 +178,7 @@ class GalleryDock(QDockWidget):
         rec = data[1] if data[0] == "person" else data[2]
         dlg = PersonDialog(rec, self)
         if dlg.exec() == QDialog.DialogCode.Accepted:
-            self.session.call("gallery.update_person", rec.person_id, **dlg.values,
+            self.session.call("update_person", rec.person_id, **dlg.values,
                               on_result=lambda _v: self._changed("Saved."))
 
     def delete_selected(self, confirm: bool = True) -> None:
@@ -187,9 +187,9 @@ class GalleryDock(QDockWidget):
             return
         data = item.data(0, ROLE)
         if data[0] == "person":
-            what, method, key = f"the person \u201c{data[1].label}\u201d and all their photos", "gallery.delete_person", data[1].person_id
+            what, method, key = f"the person \u201c{data[1].label}\u201d and all their photos", "delete_person", data[1].person_id
         else:
-            what, method, key = f"the photo {Path(data[1]['path']).name}", "gallery.delete_image", data[1]["id"]
+            what, method, key = f"the photo {Path(data[1]['path']).name}", "delete_image", data[1]["id"]
         if confirm and QMessageBox.question(self, "Delete", f"Delete {what} from the gallery?") != \
                 QMessageBox.StandardButton.Yes:
             return

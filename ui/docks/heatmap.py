@@ -5,6 +5,8 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QDockWidget, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
+from fasfinder.results import overlay
+
 from ..qtutil import ImageLabel, error_text, face_window, is_unavailable
 
 SOURCES = [
@@ -86,8 +88,8 @@ class HeatmapDock(QDockWidget):
     def _on_match_explained(self, match, value) -> None:
         if self.kind != "match" or match is not self.session.match:
             return
-        q_exp = value[0]
-        self._ready(self._token, (q_exp.heatmap, q_exp.regions, f"recognition model, per-match ({q_exp.layer})"))
+        q = value.query
+        self._ready(self._token, (q.heatmap, q.regions, f"recognition model, per-match ({q.layer})"))
 
     def _ready(self, token, value) -> None:
         if token != self._token:
@@ -115,7 +117,5 @@ class HeatmapDock(QDockWidget):
         res, fr = self.session.result, self.session.face
         if self._heat is None or fr is None:
             return
-        from fasfinder.explain import overlay
-
         y0, x0, y1, x1 = face_window(res.pixels.shape, fr.box)
         self.view.set_image(overlay(res.pixels[y0:y1, x0:x1], self._heat[y0:y1, x0:x1], self.opacity.value() / 100.0))

@@ -47,7 +47,7 @@ class HistoryDock(QDockWidget):
         session.gallery_changed.connect(self.refresh)
 
     def refresh(self) -> None:
-        self.session.call("gallery.history", 100, on_result=self._populate)
+        self.session.call("history", 100, on_result=self._populate)
 
     def _populate(self, entries) -> None:
         self.list.clear()

@@ -7,6 +7,8 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (QDockWidget, QGridLayout, QLabel, QListWidget, QListWidgetItem, QVBoxLayout,
                                QWidget)
 
+from fasfinder.results import overlay
+
 from ..qtutil import ImageLabel, error_text, face_window, is_unavailable, to_pixmap
 
 ROLE_MATCH = Qt.ItemDataRole.UserRole + 1
@@ -24,7 +26,8 @@ class MatchesDock(QDockWidget):
         self.setObjectName("dock_matches")
         self.session = session
         self._gen = 0
-        self._explain_cache: dict = {}
+        self._explain_cache: dict = {}  # (query sha256, face index, face id) -> MatchExplanation
+        self._crops: dict = {}  # face id -> the gallery face crop (fetched once per face)
         self._shown = None
         w = QWidget()
         lay = QVBoxLayout(w)
@@ -97,11 +100,19 @@ class MatchesDock(QDockWidget):
             item.setToolTip(f"{m.label}\n{m.image}\nface id {m.face_id}")
             self.list.addItem(item)
         gen = self._gen
-        self.session.call("face_crops", [m.face_id for m in fr.matches],
-                          on_result=lambda crops, gen=gen: self._set_thumbs(gen, crops))
+        ids = [m.face_id for m in fr.matches]
+        self.session.call("face_crops", ids, on_result=lambda crops, gen=gen, ids=ids: self._set_thumbs(gen, ids, crops))
         self.list.setCurrentRow(0)
 
-    def _set_thumbs(self, gen, crops) -> None:
+    def _set_thumbs(self, gen, face_ids, crops) -> None:
+        for fid, crop in zip(face_ids, crops):
+            if crop is not None:
+                self._crops[fid] = crop
+        m = self.session.match
+        if m is not None and m.face_id in self._crops and self._shown is not m:
+            self.c_view.set_image(self._crops[m.face_id])
+        elif m is not None and self._shown is m and m.face_id in self._crops:
+            self._show_explained(m, self._explain_cache_for(m))
         if gen != self._gen:
             return
         for i, crop in enumerate(crops):
@@ -128,14 +139,15 @@ class MatchesDock(QDockWidget):
             return
         self.explain_status.setText("Computing per-match heatmaps\u2026")
         gen = self._gen
-        self.session.call("explain_match", res.pixels, fr.face, m.face_id,
+        if m.face_id in self._crops:
+            self.c_view.set_image(self._crops[m.face_id])
+        self.session.call("explain_match", res.sha256, fr.index, m.face_id, path=res.query,
                           on_result=lambda v, m=m, key=key, gen=gen: self._explained(gen, key, m, v),
                           on_error=lambda e, m=m, gen=gen: self._explain_failed(gen, m, e))
-        self.session.call("face_crops", [m.face_id], on_result=lambda c, m=m: self._candidate_crop(m, c))
 
-    def _candidate_crop(self, m, crops) -> None:
-        if self.session.match is m and crops and crops[0] is not None and self._shown is not m:
-            self.c_view.set_image(crops[0])
+    def _explain_cache_for(self, m):
+        res, fr = self.session.result, self.session.face
+        return self._explain_cache.get((res.sha256, fr.index, m.face_id)) if res is not None and fr is not None else None
 
     def _explained(self, gen, key, m, value) -> None:
         self._explain_cache[key] = value
@@ -143,14 +155,16 @@ class MatchesDock(QDockWidget):
             self._show_explained(m, value)
 
     def _show_explained(self, m, value) -> None:
-        from fasfinder.explain import overlay
-
-        q_exp, g_exp, crop = value
+        if value is None:
+            return
+        q_exp, g_exp = value.query, value.gallery
         self._shown = m
         res, fr = self.session.result, self.session.face
         y0, x0, y1, x1 = face_window(res.pixels.shape, fr.box)
         self.q_view.set_image(overlay(res.pixels[y0:y1, x0:x1], q_exp.heatmap[y0:y1, x0:x1], 0.45))
-        self.c_view.set_image(overlay(crop, g_exp.heatmap, 0.45))
+        crop = self._crops.get(m.face_id)
+        if crop is not None:  # else the crop arrives with the thumbnails and is drawn then
+            self.c_view.set_image(overlay(crop, g_exp.heatmap, 0.45))
         self.explain_status.setText(
             f"Per-match Grad-CAM++ ({q_exp.layer}): where each face looks like the other. "
             f"cos = {q_exp.score:.3f}")

@@ -6,7 +6,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QDockWidget, QLabel, QVBoxLayout, QWidget
 
-from fasfinder.regions import REGION_NAMES
+from fasfinder.service import REGION_NAMES
 
 from ..qtutil import error_text, is_unavailable
 

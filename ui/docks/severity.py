@@ -6,8 +6,7 @@ import pyqtgraph as pg
 from PySide6.QtWidgets import (QComboBox, QDockWidget, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout,
                                QWidget)
 
-from fasfinder.perturb import SWEEPS
-from fasfinder.severity import IDENTITY
+from fasfinder.service import SEVERITY_SWEEPS
 
 from ..qtutil import error_text, is_unavailable
 
@@ -55,7 +54,7 @@ class SeverityDock(QDockWidget):
             p.showGrid(x=True, y=True, alpha=0.2)
             p.getAxis("left").enableAutoSIPrefix(False)
             p.getAxis("left").setWidth(40)
-            values = (IDENTITY[kind], *SWEEPS[kind])  # the sweep's own range, also before anything is computed
+            values = SEVERITY_SWEEPS[kind]  # the sweep's own range, also before anything is computed
             p.setXRange(min(values), max(values), padding=0.05)
             p.getAxis("bottom").setTickSpacing(*TICKS[kind])  # few labels: the noise plot is the narrowest
             self.plots[kind] = p
@@ -90,7 +89,7 @@ class SeverityDock(QDockWidget):
         self.progress.setVisible(True)
         self.progress.setValue(0)
         self.status.setText("Computing\u2026")
-        self.worker = self.session.call("severity", res.pixels, fr.face, face_id, target=target,
+        self.worker = self.session.call("severity", res.sha256, fr.index, face_id, target=target, path=res.query,
                                         region=self.region.currentData(), on_result=self._ready,
                                         on_error=self._failed, on_progress=self._progress, on_finished=self._done)
 

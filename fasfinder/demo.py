@@ -1,10 +1,13 @@
-"""Demo gallery for a fresh machine: skimage's astronaut plus a few LFW identities when present. No Qt."""
+"""What the demo gallery holds: skimage's astronaut plus a few LFW identities when present. No Qt.
+
+The service enrolls it (``FasFinder.seed_demo`` / ``ensure_demo``); this module only plans it.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from fasfinder.settings import data_dir
+from .settings import data_dir
 
 DEMO_ASTRONAUT = "demo: Eileen Collins"
 LFW_IDENTITIES = 20
@@ -49,25 +52,6 @@ def demo_plan(identities: int = LFW_IDENTITIES, per_identity: int = LFW_PER_IDEN
     return plan
 
 
-def seed_demo(service, identities: int = LFW_IDENTITIES, per_identity: int = LFW_PER_IDENTITY,
-              folder: str | None = None, progress=None, cancel=None) -> list:
-    """Enroll the demo persons through the service; returns the EnrollResults."""
-
-    plan = demo_plan(identities, per_identity, Path(folder) if folder else None)
-    total = sum(len(files) for _, files in plan)
-    done = 0
-    results = []
-    for label, files in plan:
-        for res in service.enroll(files, label=label, case_id="demo", metadata={"source": "demo"}, cancel=cancel):
-            done += 1
-            results.append(res)
-            if progress:
-                progress(done, total, f"{label}: {Path(res.path).name}")
-        if cancel is not None and cancel.cancelled:
-            break
-    return results
-
-
 def demo_query(folder: Path | None = None) -> Path:
     """A photo to search the demo gallery with: an LFW photo of a demo person that is not itself
     enrolled (their third image) when LFW is present, else the astronaut."""
@@ -78,17 +62,3 @@ def demo_query(folder: Path | None = None) -> Path:
         if extra:
             return extra[0]
     return astronaut_png(folder)
-
-
-def ensure_demo(gallery: str, settings=None, progress=None) -> Path:
-    """Enroll the demo gallery into ``gallery`` when it holds no photo; return :func:`demo_query`."""
-
-    from fasfinder.service import FasFinder
-
-    ff = FasFinder(gallery, settings=settings)
-    try:
-        if ff.gallery.counts()["images"] == 0:
-            seed_demo(ff, progress=progress)
-    finally:
-        ff.close()
-    return demo_query()

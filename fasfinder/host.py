@@ -6,8 +6,10 @@ window however the threads are arranged. :class:`ProcessHost` therefore owns the
 spawned child process; GUI worker threads call it and *wait* on a pipe (waiting releases the
 GIL). :class:`LocalHost` runs the same calls in-process (tests, benchmarks, debugging).
 
-Every call goes through :func:`dispatch`, a small allow-list of service operations, so the UI
-reaches ``fasfinder`` only through the :class:`FasFinder` facade and its plain result objects.
+Every call names an operation of :data:`fasfinder.service.OPERATIONS`, the one explicit list of
+service methods a front end may call; :func:`dispatch` refuses anything else. Arguments and results
+are the plain values and result objects of :mod:`fasfinder.results` (pickled over the pipe); query
+images are named by sha256, never sent back.
 """
 
 from __future__ import annotations
@@ -22,108 +24,36 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict
 from typing import Callable
 
-import numpy as np
+from . import errors
+from .errors import BadArgument, Cancelled, FasFinderError, ModelError
+from .operations import CancelToken
+from .service import OPERATIONS, FasFinder
+from .settings import Settings
 
-from fasfinder.errors import Cancelled, FasFinderError, ModelError
-from fasfinder.service import CancelToken, FasFinder
-from fasfinder.settings import Settings
-
-log = logging.getLogger("fasfinder.ui")
-
-THUMB_SIDE = 96
-
-
-def _thumbnail(rgb: np.ndarray, side: int) -> np.ndarray:
-    import cv2
-
-    h, w = rgb.shape[:2]
-    s = side / max(h, w)
-    if s >= 1:
-        return np.ascontiguousarray(rgb)
-    return cv2.resize(rgb, (max(1, int(w * s)), max(1, int(h * s))), interpolation=cv2.INTER_AREA)
+log = logging.getLogger("fasfinder.host")
 
 
 def dispatch(service: FasFinder, method: str, args: tuple, kwargs: dict,
              progress: Callable | None, cancel: CancelToken) -> object:
-    """Run one allowed operation on ``service``."""
+    """Run the operation ``method`` of :data:`OPERATIONS` on ``service``."""
 
-    if method == "analyze":
-        return service.analyze(*args, **kwargs)
-    if method == "enroll":
-        return list(service.enroll(*args, progress=progress, cancel=cancel, **kwargs))
-    if method == "explain_face":
-        pixels, face = args
-        return service.explain_face(service.load(pixels), face)
-    if method == "explain_match":
-        pixels, face, face_id = args
-        return service.explain_match(service.load(pixels), face, face_id)
-    if method == "liveness_explain":
-        pixels, face = args
-        model = service.liveness_model()
-        if model is None:
-            raise ModelError(f"no liveness (FAS) model: {service.liveness_unavailable}")
-        return model.explain(pixels, face)
-    if method == "severity":
-        from fasfinder.severity import severity_curves
-
-        return severity_curves(service, *args, progress=progress, cancel=cancel, **kwargs)
-    if method == "face_crops":
-        out = []
-        for fid in args[0]:
-            try:
-                out.append(service.gallery.face_crop_and_landmarks(int(fid))[0])
-            except FasFinderError:
-                out.append(None)
-        return out
-    if method == "thumbnails":
-        paths, side = args[0], (args[1] if len(args) > 1 else THUMB_SIDE)
-        out = []
-        for p in paths:
-            if cancel.cancelled:
-                break
-            try:
-                out.append(_thumbnail(service.load(p).pixels, side))
-            except FasFinderError:
-                out.append(None)
-        return out
-    if method == "info":
-        return {"engine": service.settings.engine, "gallery": str(service.gallery_path),
-                "counts": service.gallery.counts(), "liveness_unavailable": service.liveness_unavailable}
-    if method == "engines":
-        from fasfinder.engines import describe, engine_names
-
-        return [(n, describe(n)) for n in engine_names()]
-    if method == "seed_demo":
-        from .demo import seed_demo
-
-        return seed_demo(service, *args, progress=progress, cancel=cancel, **kwargs)
-    if method == "warm_up":
-        service.engine  # noqa: B018 - load the engine now, not on the first query
-        service.liveness_model()
-        return True
-    if method.startswith("gallery."):
-        name = method.split(".", 1)[1]
-        if name not in ("persons", "person", "update_person", "delete_person", "delete_image", "history", "counts"):
-            raise FasFinderError(f"operation {method} is not allowed", code="bad_argument")
-        return getattr(service.gallery, name)(*args, **kwargs)
-    raise FasFinderError(f"unknown operation {method}", code="bad_argument")
+    op = OPERATIONS.get(method)
+    if op is None:
+        raise BadArgument(f"unknown operation {method!r}; the service offers: {', '.join(OPERATIONS)}")
+    if op.progress:
+        kwargs = dict(kwargs, progress=progress, cancel=cancel)
+    return getattr(service, method)(*args, **kwargs)
 
 
 def _configure_threads() -> None:
     """One compute thread per model call: the GUI process keeps the other core."""
 
-    try:
-        import torch
+    import torch
 
-        torch.set_num_threads(1)
-    except Exception:  # pragma: no cover - torch missing or already configured
-        pass
-    try:
-        import cv2
+    torch.set_num_threads(1)
+    import cv2
 
-        cv2.setNumThreads(1)
-    except Exception:  # pragma: no cover
-        pass
+    cv2.setNumThreads(1)
 
 
 def _error_tuple(exc: BaseException) -> tuple:
@@ -133,10 +63,13 @@ def _error_tuple(exc: BaseException) -> tuple:
 
 
 def _rebuild_error(name: str, code: str | None, message: str, tb: str) -> Exception:
-    if name in ("ModelError", "ModelIntegrityError", "ImportError", "ModuleNotFoundError"):
-        return ModelError(message, code=code or "model_missing")
-    if name == "Cancelled":
-        return Cancelled(message)
+    """The caller's side of an error raised by an operation: the same typed error of fasfinder.errors."""
+
+    cls = getattr(errors, name, None)
+    if isinstance(cls, type) and issubclass(cls, FasFinderError):
+        return cls(message, code=code) if cls is not Cancelled else Cancelled(message)
+    if name in ("ImportError", "ModuleNotFoundError"):
+        return ModelError(message, code="model_missing")
     if code:
         return FasFinderError(message, code=code)
     log.error("service error %s: %s\n%s", name, message, tb)
