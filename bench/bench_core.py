@@ -1,4 +1,4 @@
-"""Core benchmark (BENCHMARKS.md section 6): per-stage medians, exact search scaling, end-to-end
+"""Core benchmark (docs/BENCHMARKS.md section 6): per-stage medians, exact search scaling, end-to-end
 query at a 1e5 gallery, the face_recognition-style reference pipeline side by side, enrollment
 throughput.
 

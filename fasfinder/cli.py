@@ -1,4 +1,4 @@
-"""Command line of BENCHMARKS.md section 1.
+"""Command line of docs/BENCHMARKS.md section 1.
 
 With ``--json`` every input produces exactly one JSON object on its own line of stdout; logs go
 to stderr. Exit status: 0 when every input was processed (an input with an error still counts
@@ -298,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(sp, engine=False)
     sp.set_defaults(func=cmd_history)
 
-    ev = sub.add_parser("eval", help="benchmark protocols of BENCHMARKS.md")
+    ev = sub.add_parser("eval", help="benchmark protocols of docs/BENCHMARKS.md")
     evs = ev.add_subparsers(dest="protocol", metavar="PROTOCOL", required=True)
     e = evs.add_parser("lfw", help="protocol 2: LFW verification")
     e.add_argument("--lfw", required=True)

@@ -1,7 +1,7 @@
 """Typed errors with stable codes.
 
 Every error raised on purpose by ``fasfinder`` is a :class:`FasFinderError` carrying a ``code``
-(the machine-readable string of BENCHMARKS.md section 1) and a human ``message``. The CLI turns
+(the machine-readable string of docs/BENCHMARKS.md section 1) and a human ``message``. The CLI turns
 them into ``{"code": ..., "message": ...}`` objects, the UI into messages.
 """
 

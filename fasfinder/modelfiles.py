@@ -31,8 +31,16 @@ def repo_root() -> Path:
 
 
 def models_dir() -> Path:
+    """``FASFINDER_MODELS_DIR``, else ``models/`` of the source tree or bundle, else the installed package's copy.
+
+    ``pip install .`` installs ``models/`` as ``fasfinder/models`` (see pyproject.toml)."""
+
     override = os.environ.get("FASFINDER_MODELS_DIR")
-    return Path(override) if override else repo_root() / "models"
+    if override:
+        return Path(override)
+    installed = Path(__file__).resolve().parent / "models"
+    source = repo_root() / "models"
+    return source if source.is_dir() or not installed.is_dir() else installed
 
 
 def face_recognition_models_dir() -> Path:
@@ -123,3 +131,68 @@ def dlib_file(file_name: str) -> Path:
     """A verified file of dlib's weights, checked against ``models/dlib-models.card.json``."""
 
     return card_file(load_card("dlib-models"), file_name)
+
+
+# --------------------------------------------------------------------------------------------
+# Writing model cards (every trainer's export goes through here)
+# --------------------------------------------------------------------------------------------
+def file_entry(name: str, path: Path) -> dict:
+    """A card's ``files`` entry for a file written next to the card: name, file name, sha256."""
+
+    path = Path(path)
+    return {"name": name, "path": path.name, "sha256": sha256_file(path)}
+
+
+def write_card(card: dict, directory: Path | None = None, *, indent: int = 1, newline: bool = True) -> Path:
+    """Write ``<directory>/<card["name"]>.card.json`` (default: :func:`models_dir`) and return its path.
+
+    JSON with ``indent`` spaces (and a final newline unless ``newline`` is False, the layout of the
+    cards written before this helper existed, so that re-exporting them changes no byte). Written to
+    a temporary file first and then renamed, so a reader never sees half a card.
+    """
+
+    directory = Path(directory) if directory is not None else models_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{card['name']}.card.json"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(card, indent=indent) + ("\n" if newline else ""), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# Loaded models, once per process
+# --------------------------------------------------------------------------------------------
+_models: dict = {}
+_model_locks: dict = {}
+_models_lock = threading.Lock()
+
+
+def cached_model(key, loader):
+    """``loader()``'s result, loaded once per process for ``key`` and shared by every caller.
+
+    Thread-safe: concurrent first calls for one key load it once (the others wait); loads of
+    different keys run in parallel, and a loader may itself call :func:`cached_model` for another
+    key. A loader that raises caches nothing, so the next call tries again (and raises again
+    while the cause stays, e.g. a missing or tampered weights file).
+    """
+
+    with _models_lock:
+        if key in _models:
+            return _models[key]
+        lock = _model_locks.setdefault(key, threading.Lock())
+    with lock:
+        with _models_lock:
+            if key in _models:
+                return _models[key]
+        value = loader()
+        with _models_lock:
+            _models[key] = value
+        return value
+
+
+def forget_cached_models() -> None:
+    """Drop every cached model (tests; a process that swapped its model folder)."""
+
+    with _models_lock:
+        _models.clear()

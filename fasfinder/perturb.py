@@ -1,4 +1,4 @@
-"""Seeded perturbations of BENCHMARKS.md section 4 (occlusion, brightness, noise).
+"""Seeded perturbations of docs/BENCHMARKS.md section 4 (occlusion, brightness, noise).
 
 All act on float images in [0, 1] (H x W x C) and return new arrays; severity 0 (or factor 1)
 is the identity. ``uint8`` inputs are accepted and returned as ``uint8``.

@@ -1,4 +1,4 @@
-"""The 10 facial regions of BENCHMARKS.md section 5 and heatmap mass inside them.
+"""The 10 facial regions of docs/BENCHMARKS.md section 5 and heatmap mass inside them.
 
 One implementation, used by every explanation (recognition and liveness) and by the UI's
 region dock. Landmark numbers are 1-based as in dlib's 68-point scheme; the region mask is the
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-#: Region name -> 1-based dlib landmark numbers, in polygon order (BENCHMARKS.md section 5).
+#: Region name -> 1-based dlib landmark numbers, in polygon order (docs/BENCHMARKS.md section 5).
 REGIONS: dict[str, tuple[int, ...]] = {
     "Left Eyebrow": (18, 19, 20, 21, 22),
     "Right Eyebrow": (23, 24, 25, 26, 27),

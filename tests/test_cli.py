@@ -1,4 +1,4 @@
-"""Command-line contract of BENCHMARKS.md section 1: JSON lines, exit codes, error objects."""
+"""Command-line contract of docs/BENCHMARKS.md section 1: JSON lines, exit codes, error objects."""
 
 from __future__ import annotations
 

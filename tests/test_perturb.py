@@ -1,4 +1,4 @@
-"""Perturbations of BENCHMARKS.md section 4: identity at zero severity, exact area, reproducibility."""
+"""Perturbations of docs/BENCHMARKS.md section 4: identity at zero severity, exact area, reproducibility."""
 
 from __future__ import annotations
 

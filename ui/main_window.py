@@ -9,6 +9,7 @@ from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QIcon, QKeySequence
 from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMessageBox, QToolBar, QVBoxLayout, QWidget)
 
+from fasfinder.host import Host, make_host
 from fasfinder.settings import Settings, config_dir, default_gallery_path
 
 from .docks.gallery import GalleryDock
@@ -17,7 +18,6 @@ from .docks.history import HistoryDock
 from .docks.matches import MatchesDock
 from .docks.regions import RegionDock
 from .docks.severity import SeverityDock
-from .host import Host, make_host
 from .image_view import ImageView
 from .qtutil import error_text
 from .session import Session
@@ -25,7 +25,10 @@ from .settings_dialog import SettingsDialog
 
 log = logging.getLogger("fasfinder.ui")
 
-RESOURCES = Path(__file__).resolve().parent.parent / "resources"
+# resources/ of the source tree (or bundle); ``pip install .`` installs it as ui/resources
+RESOURCES = next((p for p in (Path(__file__).resolve().parent.parent / "resources",
+                              Path(__file__).resolve().parent / "resources") if p.is_dir()),
+                 Path(__file__).resolve().parent.parent / "resources")
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.tif *.tiff *.webp *.gif *.ppm *.pgm);;All files (*)"
 STATE_VERSION = 1
 

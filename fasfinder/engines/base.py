@@ -43,7 +43,7 @@ class Engine(ABC):
         """(len(faces), dim) float32, each row L2-normalised.
 
         ``flip``: embedding = L2-normalised sum of the face's and its mirror image's embeddings
-        (BENCHMARKS.md section 2).
+        (docs/BENCHMARKS.md section 2).
         """
 
         plain, mirrored = self.embed_views(rgb, faces, mirror=flip)

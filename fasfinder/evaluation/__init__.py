@@ -1,1 +1,1 @@
-"""Benchmark protocols (BENCHMARKS.md)."""
+"""Benchmark protocols (docs/BENCHMARKS.md)."""

@@ -1,4 +1,4 @@
-"""Protocol 3 of BENCHMARKS.md: closed-set identification on LFW (rank-1 / rank-5)."""
+"""Protocol 3 of docs/BENCHMARKS.md: closed-set identification on LFW (rank-1 / rank-5)."""
 
 from __future__ import annotations
 

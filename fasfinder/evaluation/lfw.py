@@ -1,4 +1,4 @@
-"""Protocol 2 of BENCHMARKS.md: LFW View 2 verification (10 folds, AUC, EER, TAR@FAR=1e-3)."""
+"""Protocol 2 of docs/BENCHMARKS.md: LFW View 2 verification (10 folds, AUC, EER, TAR@FAR=1e-3)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Every LFW image goes through the product's own pipeline: detection (the face nearest the image
 centre when several are found), 68/5-point landmarks, the engine's aligned input. When no face
-is found the central 50% box is used and counted (BENCHMARKS.md section 2). Detections are
+is found the central 50% box is used and counted (docs/BENCHMARKS.md section 2). Detections are
 cached once for all engines; embeddings (plain and mirrored views) once per engine, so the
 ``--flip`` and plain evaluations and the identification protocol share one pass.
 """
