@@ -52,7 +52,8 @@ def astronaut_png(tmp_path_factory, astronaut) -> Path:
 def one_torch_thread():
     """Run a test with one torch thread (model tests are timed on 2 shared cores), then restore."""
 
-    torch = pytest.importorskip("torch")
+    import torch
+
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
