@@ -15,7 +15,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 
-from fasfinder.evaluation import robustness as rb  # noqa: E402
+from fasfinder.evaluation import ablation, chip_models, closed_set, open_set  # noqa: E402
+from fasfinder.evaluation import robustness_conditions as conditions  # noqa: E402
+from fasfinder.evaluation import robustness_stats as stats  # noqa: E402
 
 from .conftest import REPO  # noqa: E402
 
@@ -43,10 +45,10 @@ def _chips(n=4, seed=0):
 
 # -- conditions ----------------------------------------------------------------------------
 def test_condition_lists_follow_section_4():
-    single = rb.single_point_variants()
+    single = conditions.single_point_variants()
     assert [v.key for v in single] == ["original", "occlusion_0.3_s0", "occlusion_0.3_s1", "occlusion_0.3_s2",
                                        "brightness_1.15_s0", "noise_0.1_s0"]
-    full = rb.all_variants(True)
+    full = conditions.all_variants(True)
     assert len(full) == 1 + 4 * 3 + 4 + 4 == len(set(full))
     assert {v.condition for v in full if v.kind == "occlusion"} == {"occlusion_0.10", "occlusion_0.20",
                                                                     "occlusion_0.30", "occlusion_0.40"}
@@ -55,17 +57,18 @@ def test_condition_lists_follow_section_4():
 def test_perturb_chips_identity_positions_and_reproducibility():
     chips = _chips()
     keys = [f"img{i}.jpg" for i in range(len(chips))]
-    assert rb.perturb_chips(chips, rb.ORIGINAL, keys) is chips
-    assert np.array_equal(rb.perturb_chips(chips, rb.Variant("brightness", 1.0), keys), chips)
-    assert np.array_equal(rb.perturb_chips(chips, rb.Variant("noise", 0.0), keys), chips)
-    occ = rb.perturb_chips(np.full_like(chips, 255), rb.Variant("occlusion", 0.3, 1), keys)
+    assert conditions.perturb_chips(chips, conditions.ORIGINAL, keys) is chips
+    assert np.array_equal(conditions.perturb_chips(chips, conditions.Variant("brightness", 1.0), keys), chips)
+    assert np.array_equal(conditions.perturb_chips(chips, conditions.Variant("noise", 0.0), keys), chips)
+    occ = conditions.perturb_chips(np.full_like(chips, 255), conditions.Variant("occlusion", 0.3, 1), keys)
     masks = occ[..., 0] == 0
     assert all(abs(m.mean() - 0.3) <= 0.01 for m in masks)
     assert all(np.array_equal(masks[0], m) for m in masks)  # one seeded position for the whole run
-    other = rb.perturb_chips(np.full_like(chips, 255), rb.Variant("occlusion", 0.3, 2), keys)[..., 0] == 0
+    other = conditions.perturb_chips(np.full_like(chips, 255), conditions.Variant("occlusion", 0.3, 2), keys)
+    other = other[..., 0] == 0
     assert not np.array_equal(masks[0], other[0])  # another seed = another position
-    noisy = rb.perturb_chips(chips, rb.Variant("noise", 0.1), keys)
-    assert np.array_equal(noisy, rb.perturb_chips(chips, rb.Variant("noise", 0.1), keys))  # bit for bit
+    noisy = conditions.perturb_chips(chips, conditions.Variant("noise", 0.1), keys)
+    assert np.array_equal(noisy, conditions.perturb_chips(chips, conditions.Variant("noise", 0.1), keys))  # bit for bit
     d0 = noisy[0].astype(int) - chips[0]
     d1 = noisy[1].astype(int) - chips[1]
     assert not np.array_equal(d0, d1)  # each image has its own noise (seed from its name)
@@ -75,49 +78,49 @@ def test_perturb_chips_identity_positions_and_reproducibility():
 # -- ablation ------------------------------------------------------------------------------
 @pytest.mark.parametrize("n", [2, 3, 7, 464])
 def test_derangement_is_a_seeded_derangement(n):
-    p = rb.derangement(n)
+    p = ablation.derangement(n)
     assert sorted(p.tolist()) == list(range(n))
     assert not np.any(p == np.arange(n))
-    assert np.array_equal(p, rb.derangement(n))
+    assert np.array_equal(p, ablation.derangement(n))
     if n > 3:
-        assert not np.array_equal(p, rb.derangement(n, seed=rb.SHUFFLE_SEED + 1))
+        assert not np.array_equal(p, ablation.derangement(n, seed=ablation.SHUFFLE_SEED + 1))
 
 
 def test_derangement_needs_two_images():
     from fasfinder.errors import BadArgument
 
     with pytest.raises(BadArgument):
-        rb.derangement(1)
+        ablation.derangement(1)
 
 
 def test_ablation_modes_produce_what_they_claim():
     heat = np.random.default_rng(3).random((5, 16, 16)).astype(np.float32)
-    assert rb.ablate(heat, "normal") is heat
-    zero = rb.ablate(heat, "zero")
+    assert ablation.ablate(heat, "normal") is heat
+    zero = ablation.ablate(heat, "zero")
     assert zero.shape == heat.shape and not zero.any()
-    r1, r2 = rb.ablate(heat, "random"), rb.ablate(heat, "random")
+    r1, r2 = ablation.ablate(heat, "random"), ablation.ablate(heat, "random")
     assert np.array_equal(r1, r2) and r1.min() >= 0 and r1.max() < 1 and r1.shape == heat.shape
     assert not np.allclose(r1, heat) and abs(float(r1.mean()) - 0.5) < 0.05
-    sh = rb.ablate(heat, "shuffle")
-    perm = rb.derangement(len(heat))
+    sh = ablation.ablate(heat, "shuffle")
+    perm = ablation.derangement(len(heat))
     assert np.array_equal(sh, heat[perm])
     for i in range(len(heat)):  # every image gets another image's map, never its own
         assert not np.array_equal(sh[i], heat[i])
     from fasfinder.errors import BadArgument
 
     with pytest.raises(BadArgument):
-        rb.ablate(heat, "mean")
+        ablation.ablate(heat, "mean")
 
 
 def test_bootstrap_delta_is_zero_for_identical_predictions_and_signed():
     y = np.repeat(np.arange(10), 2)
     good = y.copy()
     bad = (y + 1) % 10
-    d, se = rb.bootstrap_delta_f1(y, [good], [good], n=50)
+    d, se = stats.bootstrap_delta_f1(y, [good], [good], n=50)
     assert d == 0 and se == 0
-    d, se = rb.bootstrap_delta_f1(y, [bad], [good], n=50)
+    d, se = stats.bootstrap_delta_f1(y, [bad], [good], n=50)
     assert d == pytest.approx(1.0) and se >= 0
-    assert rb.macro_f1(y, good) == 1.0 and rb.macro_f1(y, bad) == 0.0
+    assert closed_set.macro_f1(y, good) == 1.0 and closed_set.macro_f1(y, bad) == 0.0
 
 
 def test_fold_stats_and_fold_delta():
@@ -125,17 +128,17 @@ def test_fold_stats_and_fold_delta():
     same = np.tile([True, False], 100)
     folds = np.repeat(np.arange(10), 20)
     scores = same + rng.normal(0, 0.5, len(same))
-    st = rb.fold_stats(scores, same, folds)
+    st = open_set.fold_stats(scores, same, folds)
     assert len(st["fold_auc"]) == 10 and 0.5 < st["auc_fold_mean"] <= 1 and st["auc_fold_sem"] > 0
     rows = [{"engine": "a", "condition": "c", "fold_auc": [0.5] * 10},
             {"engine": "b", "condition": "c", "fold_auc": [0.7, 0.9] * 5}]
-    d, se = rb.fold_delta(rows, "a", "b", "c")
+    d, se = stats.fold_delta(rows, "a", "b", "c")
     assert d == pytest.approx(0.3) and se > 0
 
 
 # -- toy models and data ---------------------------------------------------------------------
 def _toy_models(dirpath, n_classes, size=64):
-    from fasfinder.heatmap_models.backbones import build_net
+    from fasfinder.engines.backbones import build_net
     from fasfinder.modelfiles import sha256_file
 
     dirpath.mkdir(parents=True, exist_ok=True)
@@ -145,7 +148,7 @@ def _toy_models(dirpath, n_classes, size=64):
         torch.manual_seed(0)
         net = build_net("shufflenet", variant)
         name = f"shufflenet-{variant}"
-        # like the shipped models (train_online.export_online): float16 net and head state dicts
+        # like the shipped models (training.heatmap_online.export_online): float16 net and head state dicts
         torch.save({k: v.half() if v.is_floating_point() else v for k, v in net.state_dict().items()},
                    dirpath / f"{name}.pt")
         torch.save({"weight": torch.randn(n_classes, 128).half()}, dirpath / f"{name}-head.pt")
@@ -158,7 +161,7 @@ def _toy_models(dirpath, n_classes, size=64):
 
 def _dlib_or_skip():
     try:
-        from fasfinder.heatmap_models.heatmap import default_cam
+        from fasfinder.engines.heatmap_input import default_cam
 
         default_cam()
     except Exception as exc:  # dlib weights not installed
@@ -176,11 +179,11 @@ def test_chip_path_equals_the_engines_own_pipeline(tmp_path, monkeypatch, astron
     if not faces:
         pytest.skip("no face found")
     monkeypatch.setenv("FASFINDER_MODELS_DIR", str(_toy_models(tmp_path / "models", 3)))
-    models = rb.resolve_models(["dlib-resnet-torch", "cam-vector", "shufflenet-base", "shufflenet-heatmap"])
+    models = chip_models.resolve_models(["dlib-resnet-torch", "cam-vector", "shufflenet-base", "shufflenet-heatmap"])
     assert [m.classifier for m in models] == ["nearest-class-mean"] * 2 + ["arcface-head"] * 2
     assert [m.ablatable for m in models] == [False, False, False, True]
     chips = face_chip(astronaut, faces[0])[None]
-    maps = rb.chip_maps(chips)
+    maps = chip_models.chip_maps(chips)
     for m in models:
         ours = m.embed(chips, maps)
         theirs = combine_views(*m.engine.embed_views(astronaut, faces, mirror=True))
@@ -194,7 +197,7 @@ def test_unknown_engine_is_a_typed_error(tmp_path, monkeypatch):
 
     monkeypatch.setenv("FASFINDER_MODELS_DIR", str(_toy_models(tmp_path / "models", 2)))
     with pytest.raises(UnknownEngine):
-        rb.resolve_models(["no-such-engine"])
+        chip_models.resolve_models(["no-such-engine"])
 
 
 def _toy_data(root, astronaut):
@@ -247,7 +250,7 @@ def test_toy_end_to_end_cli_writes_tables_curves_and_report(tmp_path, monkeypatc
     occ = next(r for r in table1 if r["condition"] == "occlusion_0.30")
     assert occ["seeds"] == 3
     abl = json.loads((out / "ablation_closed.json").read_text())
-    assert {r["mode"] for r in abl if r["engine"] == "shufflenet-heatmap"} == set(rb.ABLATION_MODES)
+    assert {r["mode"] for r in abl if r["engine"] == "shufflenet-heatmap"} == set(ablation.ABLATION_MODES)
     assert {r["mode"] for r in abl if r["engine"] != "shufflenet-heatmap"} == set()
     opened = json.loads((out / "open_lfw.json").read_text())
     assert len(opened) == 3 * 4 and all(0 <= r["auc"] <= 1 for r in opened)
