@@ -24,18 +24,20 @@ from ..errors import BadArgument
 
 
 def log(msg: str, t0: list[float] = [time.time()]) -> None:  # noqa: B006 (process start time)
+    """One progress line on stderr, stamped with the seconds since the process started."""
+
     sys.stderr.write(f"[robustness {time.time() - t0[0]:7.0f}s] {msg}\n")
     sys.stderr.flush()
 
 
-
 def progress_every(n: int):
+    """A ``progress(done, total, message)`` callback that logs every ``n``-th step and the last."""
+
     def progress(done: int, total: int, message: str) -> None:
         if done % n == 0 or done == total:
             log(f"{message} [{done}/{total}]")
 
     return progress
-
 
 
 def chip_cache_path(name: str) -> Path:

@@ -158,7 +158,6 @@ def _claims_closed(closed_rows, models, val_labels) -> list[str]:
     return L
 
 
-
 def _claims_open(open_rows, models) -> list[str]:
     pairs = _pairs_by_backbone(models)
     if not pairs:
