@@ -9,39 +9,22 @@ removed), so it can never return a face SQLite does not hold.
 
 from __future__ import annotations
 
-import getpass
-import io
 import json
 import os
 import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import GalleryError, NotFoundInGallery
 from ..faces import Face
+from .crops import CROP_MARGIN, CROP_SIDE, decode_crop, face_crop  # noqa: F401 (re-exported)
 from .index import EXACT_MAX, VectorIndex, clean_stale_temp_files, pick_nlist
 from .schema import AUTOINCREMENT_TABLES, SCHEMA, SCHEMA_VERSION
-
-#: Long side (px) of the face crop stored with each face (for thumbnails, explanations, export).
-CROP_SIDE = 256
-#: Crop = face box grown by this factor around its centre.
-CROP_MARGIN = 2.0
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
-def current_user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:
-        return os.environ.get("USER") or os.environ.get("USERNAME") or "unknown"
+from .stamp import current_user, now_iso  # noqa: F401 (re-exported)
 
 
 @dataclass
@@ -64,32 +47,6 @@ class GalleryRecord:
     case_id: str | None
     metadata: dict = field(default_factory=dict)
     images: list[dict] = field(default_factory=list)
-
-
-def face_crop(rgb: np.ndarray, face: Face) -> tuple[bytes, list[float]]:
-    """JPEG of the face box grown by CROP_MARGIN (black outside the image), and its box."""
-
-    import cv2
-
-    x0, y0, x1, y1 = face.box
-    cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
-    half = max(x1 - x0, y1 - y0) * CROP_MARGIN / 2.0
-    bx0, by0, bx1, by1 = cx - half, cy - half, cx + half, cy + half
-    side = 2 * half
-    scale = CROP_SIDE / side
-    m = np.array([[scale, 0, -bx0 * scale], [0, scale, -by0 * scale]], dtype=np.float64)
-    crop = cv2.warpAffine(rgb, m, (CROP_SIDE, CROP_SIDE), flags=cv2.INTER_AREA, borderValue=0)
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
-    if not ok:
-        raise GalleryError("could not encode the face crop")
-    return buf.tobytes(), [bx0, by0, bx1, by1]
-
-
-def decode_crop(blob: bytes) -> np.ndarray:
-    import cv2
-
-    arr = cv2.imdecode(np.frombuffer(blob, np.uint8), cv2.IMREAD_COLOR)
-    return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
 
 
 class Gallery:

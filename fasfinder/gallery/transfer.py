@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import GalleryError
+from .stamp import now_iso
 
 FORMAT = "fasfinder-gallery-export"
 VERSION = 1
@@ -132,7 +133,7 @@ def _export(gallery, out_path, *, labels=None, case_ids=None) -> dict:
                         persons.add(im["label"])
                         n_faces += len(faces)
                 manifest = {
-                    "format": FORMAT, "version": VERSION, "created_at": _now(), "user": gallery.user,
+                    "format": FORMAT, "version": VERSION, "created_at": now_iso(), "user": gallery.user,
                     "source": str(gallery.path), "filters": {"labels": labels, "case_ids": case_ids},
                     "counts": {"persons": len(persons), "images": len(record_hashes), "faces": n_faces},
                     "engines": engines, "records_file": RECORDS, "records_sha256": data_hash.hexdigest(),
@@ -153,12 +154,6 @@ def _export(gallery, out_path, *, labels=None, case_ids=None) -> dict:
                    "engines": engines, "sha256": file_sha, "filters": {"labels": labels, "case_ids": case_ids}}
         gallery.audit("gallery.export", summary)
         return summary
-
-
-def _now() -> str:
-    from .store import now_iso
-
-    return now_iso()
 
 
 def _file_sha(path: Path) -> str:
@@ -260,8 +255,6 @@ def _decode_record(rec: dict, engines: dict, path: Path, n: int) -> dict:
 
 def import_gallery(gallery, in_path) -> dict:
     """Verify ``in_path`` completely, then import it in one transaction."""
-
-    from .store import now_iso
 
     path = Path(in_path)
     zf, manifest = _open_archive(path)
