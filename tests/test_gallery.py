@@ -17,6 +17,7 @@ import pytest
 from fasfinder.errors import FasFinderError, GalleryError
 from fasfinder.faces import Face
 from fasfinder.gallery import Gallery
+from fasfinder.gallery.audit import AuditLog
 from fasfinder.gallery.index import VectorIndex
 
 ENGINE = "test-vec"
@@ -71,14 +72,14 @@ def test_atomic_add_failure_leaves_nothing(filled, monkeypatch):
         g.add_image(label="x", path="bad.png", sha256="bad1", width=64, height=64, rgb=RGB, faces=[face(), face()],
                     embeddings={ENGINE: vecs[:1]})
     # a failure in the middle of the transaction (after image + face rows were inserted)
-    real_audit = g._audit
+    real_write = AuditLog.write
 
-    def failing_audit(action, details):
+    def failing_write(self, action, details):
         if action == "image.enroll":
             raise sqlite3.OperationalError("disk I/O error (simulated)")
-        return real_audit(action, details)
+        return real_write(self, action, details)
 
-    monkeypatch.setattr(g, "_audit", failing_audit)
+    monkeypatch.setattr(AuditLog, "write", failing_write)
     with pytest.raises(sqlite3.OperationalError):
         g.add_image(label="brand-new", path="bad2.png", sha256="bad2", width=64, height=64, rgb=RGB, faces=[face()],
                     embeddings={ENGINE: vecs[:1]})

@@ -8,6 +8,8 @@ changes made by other processes or tools) and log the changed face id in ``embed
 replaying the log after g instead of comparing every id. Galleries of version 1 are migrated when opened.
 """
 
+import re
+
 SCHEMA_VERSION = 2
 
 SCHEMA = """
@@ -108,5 +110,14 @@ BEGIN
 END;
 """
 
-#: Table definitions of version 2 for the v1 -> v2 migration (same columns, AUTOINCREMENT ids).
+#: Tables whose ids became ``AUTOINCREMENT`` in version 2 (rebuilt by the v1 -> v2 migration).
 AUTOINCREMENT_TABLES = ("persons", "images", "faces")
+
+
+def table_body(table: str) -> str:
+    """The column definitions of ``table`` in :data:`SCHEMA` (what goes between the parentheses)."""
+
+    m = re.search(rf"CREATE TABLE IF NOT EXISTS {table} \((.*?)\n\);", SCHEMA, re.DOTALL)
+    if m is None:
+        raise KeyError(table)
+    return m.group(1)

@@ -16,6 +16,10 @@ every crop and embedding hash, sizes against the target gallery) and then insert
 Images whose content is already enrolled are skipped (re-importing a file is idempotent); persons
 are matched by label. The hashes detect damage and naive tampering; they are not a signature (an
 attacker who rewrites the manifest too is not detected -- move files over trusted channels).
+
+This module works through the gallery's public methods only (``snapshot``, ``transaction``,
+``prepare_engines``, ``audit``, ``flush``, ``user``, ``path``) and never imports the gallery store:
+``Gallery.export`` / ``Gallery.import_file`` call in here, never the reverse.
 """
 
 from __future__ import annotations
@@ -75,85 +79,81 @@ def _export(gallery, out_path, *, labels=None, case_ids=None) -> dict:
     out_path = Path(out_path)
     labels = list(labels or [])
     case_ids = list(case_ids or [])
-    conn = gallery.conn
-    with gallery._lock:
-        where, args = "", []
-        if labels or case_ids:
-            parts = []
-            if labels:
-                parts.append(f"p.label IN ({','.join('?' * len(labels))})")
-                args += labels
-            if case_ids:
-                parts.append(f"p.case_id IN ({','.join('?' * len(case_ids))})")
-                args += case_ids
-            where = "WHERE " + " OR ".join(parts)
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out_path.with_name(f"{out_path.name}.{os.getpid()}.tmp")
-        fd = os.open(str(tmp), os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-        os.close(fd)
-        engines: dict[str, int] = {}
-        record_hashes = []
-        persons = set()
-        n_faces = 0
-        data_hash = hashlib.sha256()
-        conn.execute("BEGIN")  # one consistent snapshot of the gallery
-        try:
-            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-                with zf.open(RECORDS, "w") as rec_out:
-                    images = conn.execute(
-                        "SELECT i.*, p.label, p.case_id, p.metadata AS person_metadata FROM images i "
-                        f"JOIN persons p ON i.person_id = p.id {where} ORDER BY i.id", args).fetchall()
-                    for im in images:
-                        faces = []
-                        for f in conn.execute("SELECT * FROM faces WHERE image_id = ? ORDER BY id", (im["id"],)).fetchall():
-                            embs = {}
-                            for e in conn.execute("SELECT engine, vector FROM embeddings WHERE face_id = ? ORDER BY engine",
-                                                  (f["id"],)):
-                                embs[e["engine"]] = _b64(e["vector"])
-                                engines[e["engine"]] = len(e["vector"]) // 4
-                            faces.append({
-                                "box": json.loads(f["box"]), "landmarks": _b64(f["landmarks"]), "detector": f["detector"],
-                                "score": f["score"], "crop": _b64(f["crop"]), "crop_sha256": _sha(f["crop"]),
-                                "crop_box": json.loads(f["crop_box"]), "embeddings": embs,
-                                "embeddings_sha256": {k: _sha(_unb64(v)) for k, v in embs.items()},
-                            })
-                        rec = {
-                            "person": {"label": im["label"], "case_id": im["case_id"],
-                                       "metadata": json.loads(im["person_metadata"])},
-                            "image": {"path": im["path"], "sha256": im["sha256"], "width": im["width"],
-                                      "height": im["height"], "provenance": json.loads(im["provenance"]),
-                                      "liveness": json.loads(im["liveness"]) if im["liveness"] else None,
-                                      "created_at": im["created_at"]},
-                            "faces": faces,
-                        }
-                        line = _canonical(rec) + b"\n"
-                        rec_out.write(line)
-                        data_hash.update(line)
-                        record_hashes.append(_sha(line))
-                        persons.add(im["label"])
-                        n_faces += len(faces)
-                manifest = {
-                    "format": FORMAT, "version": VERSION, "created_at": now_iso(), "user": gallery.user,
-                    "source": str(gallery.path), "filters": {"labels": labels, "case_ids": case_ids},
-                    "counts": {"persons": len(persons), "images": len(record_hashes), "faces": n_faces},
-                    "engines": engines, "records_file": RECORDS, "records_sha256": data_hash.hexdigest(),
-                    "record_sha256": record_hashes,
-                }
-                zf.writestr(MANIFEST, json.dumps(manifest, indent=1, sort_keys=True))
-        except BaseException:
-            conn.execute("COMMIT")
-            if tmp.exists():
-                tmp.unlink()
-            raise
-        conn.execute("COMMIT")
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, out_path)
-        file_sha = _file_sha(out_path)
-        summary = {"path": str(out_path), "persons": len(persons), "images": len(record_hashes), "faces": n_faces,
-                   "engines": engines, "sha256": file_sha, "filters": {"labels": labels, "case_ids": case_ids}}
-        gallery.audit("gallery.export", summary)
-        return summary
+    where, args = "", []
+    if labels or case_ids:
+        parts = []
+        if labels:
+            parts.append(f"p.label IN ({','.join('?' * len(labels))})")
+            args += labels
+        if case_ids:
+            parts.append(f"p.case_id IN ({','.join('?' * len(case_ids))})")
+            args += case_ids
+        where = "WHERE " + " OR ".join(parts)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(f"{out_path.name}.{os.getpid()}.tmp")
+    fd = os.open(str(tmp), os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    os.close(fd)
+    engines: dict[str, int] = {}
+    record_hashes = []
+    persons = set()
+    n_faces = 0
+    data_hash = hashlib.sha256()
+    try:
+        # one consistent snapshot of the gallery
+        with gallery.snapshot() as conn, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            with zf.open(RECORDS, "w") as rec_out:
+                images = conn.execute(
+                    "SELECT i.*, p.label, p.case_id, p.metadata AS person_metadata FROM images i "
+                    f"JOIN persons p ON i.person_id = p.id {where} ORDER BY i.id", args).fetchall()
+                for im in images:
+                    faces = []
+                    for f in conn.execute("SELECT * FROM faces WHERE image_id = ? ORDER BY id", (im["id"],)).fetchall():
+                        embs = {}
+                        for e in conn.execute("SELECT engine, vector FROM embeddings WHERE face_id = ? ORDER BY engine",
+                                              (f["id"],)):
+                            embs[e["engine"]] = _b64(e["vector"])
+                            engines[e["engine"]] = len(e["vector"]) // 4
+                        faces.append({
+                            "box": json.loads(f["box"]), "landmarks": _b64(f["landmarks"]), "detector": f["detector"],
+                            "score": f["score"], "crop": _b64(f["crop"]), "crop_sha256": _sha(f["crop"]),
+                            "crop_box": json.loads(f["crop_box"]), "embeddings": embs,
+                            "embeddings_sha256": {k: _sha(_unb64(v)) for k, v in embs.items()},
+                        })
+                    rec = {
+                        "person": {"label": im["label"], "case_id": im["case_id"],
+                                   "metadata": json.loads(im["person_metadata"])},
+                        "image": {"path": im["path"], "sha256": im["sha256"], "width": im["width"],
+                                  "height": im["height"], "provenance": json.loads(im["provenance"]),
+                                  "liveness": json.loads(im["liveness"]) if im["liveness"] else None,
+                                  "created_at": im["created_at"]},
+                        "faces": faces,
+                    }
+                    line = _canonical(rec) + b"\n"
+                    rec_out.write(line)
+                    data_hash.update(line)
+                    record_hashes.append(_sha(line))
+                    persons.add(im["label"])
+                    n_faces += len(faces)
+            manifest = {
+                "format": FORMAT, "version": VERSION, "created_at": now_iso(), "user": gallery.user,
+                "source": str(gallery.path), "filters": {"labels": labels, "case_ids": case_ids},
+                "counts": {"persons": len(persons), "images": len(record_hashes), "faces": n_faces},
+                "engines": engines, "records_file": RECORDS, "records_sha256": data_hash.hexdigest(),
+                "record_sha256": record_hashes,
+            }
+            zf.writestr(MANIFEST, json.dumps(manifest, indent=1, sort_keys=True))
+    except BaseException:
+        if tmp.exists():
+            tmp.unlink()
+        raise
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, out_path)
+    file_sha = _file_sha(out_path)
+    summary = {"path": str(out_path), "persons": len(persons), "images": len(record_hashes), "faces": n_faces,
+               "engines": engines, "sha256": file_sha, "filters": {"labels": labels, "case_ids": case_ids}}
+    gallery.audit("gallery.export", summary)
+    return summary
 
 
 def _file_sha(path: Path) -> str:
@@ -260,62 +260,59 @@ def import_gallery(gallery, in_path) -> dict:
     zf, manifest = _open_archive(path)
     with zf:
         engines = {str(k): int(v) for k, v in manifest["engines"].items()}
-        with gallery._lock:
-            for engine, dim in engines.items():  # sizes must agree with the gallery's
-                gallery._check_dim(engine, dim)
-            # Pass 1: verify everything, write nothing.
+        # Sizes must agree with the gallery's; the indexes are opened so the flush below adds the new ids.
+        gallery.prepare_engines(engines)
+        # Pass 1: verify everything, write nothing.
+        n = 0
+        for rec in _records(zf, manifest, path):
+            n += 1
+            _decode_record(rec, engines, path, n)
+        # Pass 2: insert in one transaction (records re-verified as they are read).
+        stats = {"path": str(path), "images": 0, "duplicates": 0, "faces": 0, "persons_created": 0,
+                 "sha256": _file_sha(path)}
+        with gallery.transaction() as conn:
             n = 0
             for rec in _records(zf, manifest, path):
                 n += 1
-                _decode_record(rec, engines, path, n)
-            # Pass 2: insert in one transaction (records re-verified as they are read).
-            for engine, dim in engines.items():
-                gallery._index(engine, dim)
-            stats = {"path": str(path), "images": 0, "duplicates": 0, "faces": 0, "persons_created": 0,
-                     "sha256": _file_sha(path)}
-            conn = gallery.conn
-            with gallery._tx():
-                n = 0
-                for rec in _records(zf, manifest, path):
-                    n += 1
-                    r = _decode_record(rec, engines, path, n)
-                    im = r["image"]
-                    if conn.execute("SELECT 1 FROM images WHERE sha256 = ?", (im["sha256"],)).fetchone():
-                        stats["duplicates"] += 1
-                        continue
-                    p = r["person"]
-                    row = conn.execute("SELECT id FROM persons WHERE label = ?", (p["label"],)).fetchone()
-                    if row:
-                        person_id = int(row[0])
-                    else:
-                        ts = now_iso()
-                        person_id = int(conn.execute(
-                            "INSERT INTO persons(label, case_id, metadata, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
-                            (p["label"], p.get("case_id"), json.dumps(p.get("metadata") or {}, sort_keys=True), ts, ts),
-                        ).lastrowid)
-                        stats["persons_created"] += 1
-                    image_id = int(conn.execute(
-                        "INSERT INTO images(person_id, path, sha256, width, height, provenance, liveness, created_at) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (person_id, str(im["path"]), str(im["sha256"]), int(im["width"]), int(im["height"]),
-                         json.dumps(dict(im.get("provenance") or {}, imported_from=stats["sha256"]), sort_keys=True),
-                         json.dumps(im["liveness"]) if im.get("liveness") is not None else None,
-                         str(im.get("created_at") or now_iso())),
+                r = _decode_record(rec, engines, path, n)
+                im = r["image"]
+                if conn.execute("SELECT 1 FROM images WHERE sha256 = ?", (im["sha256"],)).fetchone():
+                    stats["duplicates"] += 1
+                    continue
+                p = r["person"]
+                row = conn.execute("SELECT id FROM persons WHERE label = ?", (p["label"],)).fetchone()
+                if row:
+                    person_id = int(row[0])
+                else:
+                    ts = now_iso()
+                    person_id = int(conn.execute(
+                        "INSERT INTO persons(label, case_id, metadata, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+                        (p["label"], p.get("case_id"), json.dumps(p.get("metadata") or {}, sort_keys=True), ts, ts),
                     ).lastrowid)
-                    for f in r["faces"]:
-                        face_id = int(conn.execute(
-                            "INSERT INTO faces(image_id, box, landmarks, detector, score, crop, crop_box) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                            (image_id, json.dumps(f["box"]), f["landmarks"], f["detector"], f["score"], f["crop"],
-                             json.dumps(f["crop_box"])),
-                        ).lastrowid)
-                        for engine, raw in f["embeddings"].items():
-                            conn.execute("INSERT INTO embeddings(face_id, engine, vector) VALUES (?, ?, ?)",
-                                         (face_id, engine, raw))
-                        stats["faces"] += 1
-                    stats["images"] += 1
-                gallery._audit("gallery.import", {k: v for k, v in stats.items()} | {
-                    "export_user": manifest.get("user"), "export_created_at": manifest.get("created_at"),
-                    "export_source": manifest.get("source"), "filters": manifest.get("filters")})
-            # Committed: bring the indexes in step (adds exactly the new face ids).
-            gallery.flush()
+                    stats["persons_created"] += 1
+                image_id = int(conn.execute(
+                    "INSERT INTO images(person_id, path, sha256, width, height, provenance, liveness, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (person_id, str(im["path"]), str(im["sha256"]), int(im["width"]), int(im["height"]),
+                     json.dumps(dict(im.get("provenance") or {}, imported_from=stats["sha256"]), sort_keys=True),
+                     json.dumps(im["liveness"]) if im.get("liveness") is not None else None,
+                     str(im.get("created_at") or now_iso())),
+                ).lastrowid)
+                for f in r["faces"]:
+                    face_id = int(conn.execute(
+                        "INSERT INTO faces(image_id, box, landmarks, detector, score, crop, crop_box) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (image_id, json.dumps(f["box"]), f["landmarks"], f["detector"], f["score"], f["crop"],
+                         json.dumps(f["crop_box"])),
+                    ).lastrowid)
+                    for engine, raw in f["embeddings"].items():
+                        conn.execute("INSERT INTO embeddings(face_id, engine, vector) VALUES (?, ?, ?)",
+                                     (face_id, engine, raw))
+                    stats["faces"] += 1
+                stats["images"] += 1
+            # Part of the same transaction: no import without its audit row, and vice versa.
+            gallery.audit("gallery.import", {k: v for k, v in stats.items()} | {
+                "export_user": manifest.get("user"), "export_created_at": manifest.get("created_at"),
+                "export_source": manifest.get("source"), "filters": manifest.get("filters")})
+        # Committed: bring the indexes in step (adds exactly the new face ids).
+        gallery.flush()
     return stats

@@ -1,0 +1,190 @@
+"""The SQLite side of a gallery file: opening it, schema and migration, transactions, meta values.
+
+One connection per :class:`GalleryDB` (WAL, ``synchronous=FULL``, foreign keys on), shared by the
+threads of one process under one re-entrant lock. The file and its ``-wal``/``-shm`` sides are
+owner-only (0600). Writes go through :meth:`GalleryDB.transaction` (``BEGIN IMMEDIATE``: the write
+lock is taken up front, so a writer never fails half-way on a lock upgrade; nested blocks are
+savepoints), consistent multi-statement reads through :meth:`GalleryDB.snapshot` (one WAL read
+snapshot). The ``meta`` table holds the schema version, settings such as ``index.exact_max`` and
+``embeddings_gen`` (bumped by triggers on every change of the embeddings table, see schema.py).
+
+sqlite-utils serves where it fits: the meta upserts and the table introspection of the v1 -> v2
+migration. The schema stays the SQL of schema.py (triggers, ``AUTOINCREMENT``, exact column
+definitions: existing files must keep their on-disk schema), and the migration stays a table
+rebuild of its own, because sqlite-utils' ``transform`` cannot add ``AUTOINCREMENT`` to a table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import sqlite_utils
+
+from ..errors import GalleryError
+from .schema import AUTOINCREMENT_TABLES, SCHEMA, SCHEMA_VERSION, table_body
+
+
+class GalleryDB:
+    """The SQLite connection of one gallery file (opened, created or migrated on construction)."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.lock = threading.RLock()
+        self._reading = False  # a read snapshot begun by snapshot() is open
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.exists():
+                # Owner-only permissions from the first byte (SQLite gives -wal/-shm the same mode).
+                fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
+                os.close(fd)
+            self.conn = sqlite3.connect(str(self.path), timeout=30.0, check_same_thread=False, isolation_level=None)
+            self.conn.row_factory = sqlite3.Row
+            self.conn.execute("PRAGMA busy_timeout=30000")
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=FULL")
+            # No PRAGMA or plugin of sqlite-utils' own on this connection: the triggers behave as written.
+            self.sql = sqlite_utils.Database(self.conn, recursive_triggers=False, execute_plugins=False)
+            self._migrate()
+            self.conn.execute("PRAGMA foreign_keys=ON")
+            self.conn.executescript(SCHEMA)
+            self.sql["meta"].insert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key", ignore=True)
+        except sqlite3.DatabaseError as exc:
+            raise GalleryError(f"{self.path}: not a FASFinder gallery or damaged ({exc})") from exc
+        self.secure_files()
+
+    def _migrate(self) -> None:
+        """Version 1 -> 2: rebuild persons/images/faces with AUTOINCREMENT ids (foreign keys off)."""
+
+        todo = [t for t in AUTOINCREMENT_TABLES
+                if self.sql[t].exists() and "AUTOINCREMENT" not in self.sql[t].schema.upper()]
+        if not todo:
+            return
+        self.conn.execute("PRAGMA foreign_keys=OFF")
+        with self.transaction() as conn:
+            for t in todo:
+                cols = ", ".join(c.name for c in self.sql[t].columns)
+                conn.execute(f"CREATE TABLE _new_{t} ({table_body(t)})")
+                conn.execute(f"INSERT INTO _new_{t} ({cols}) SELECT {cols} FROM {t}")
+                conn.execute(f"DROP TABLE {t}")
+                conn.execute(f"ALTER TABLE _new_{t} RENAME TO {t}")
+            bad = conn.execute("PRAGMA foreign_key_check").fetchall()
+            if bad:
+                raise sqlite3.DatabaseError(f"foreign key check failed after migration: {len(bad)} rows")
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+
+    # -- files -------------------------------------------------------------------------------
+    def secure_files(self) -> None:
+        """Owner-only permissions on the database and its ``-wal`` / ``-shm`` files."""
+
+        for side in (self.path, Path(str(self.path) + "-wal"), Path(str(self.path) + "-shm")):
+            try:
+                if side.exists() and (side.stat().st_mode & 0o077):
+                    os.chmod(side, 0o600)
+            except OSError:
+                pass
+
+    @property
+    def closed(self) -> bool:
+        return getattr(self, "conn", None) is None
+
+    def close(self) -> None:
+        with self.lock:
+            if not self.closed:
+                self.conn.close()
+                self.conn = None
+
+    # -- transactions --------------------------------------------------------------------
+    def transaction(self) -> _Transaction:
+        """``with db.transaction() as conn:`` -- one write transaction (all or nothing), under the lock.
+
+        ``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on any exception); inside an open write
+        transaction a savepoint, so that a nested block joins the outer one. Raises GalleryError
+        (the gallery stays busy past the busy timeout, or a read :meth:`snapshot` is open).
+        """
+
+        return _Transaction(self)
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """``with db.snapshot() as conn:`` -- consistent reads (one WAL read snapshot), under the lock.
+
+        Joins the transaction already open on this connection, if any. Write nothing inside it.
+        """
+
+        with self.lock:
+            own = not self.conn.in_transaction
+            if own:
+                self.conn.execute("BEGIN")
+                self._reading = True
+            try:
+                yield self.conn
+            finally:
+                if own:
+                    self._reading = False
+                    self.conn.execute("COMMIT")
+
+    # -- meta ----------------------------------------------------------------------------
+    def meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Insert or replace one meta value (joins the caller's transaction, if any)."""
+
+        self.sql["meta"].upsert({"key": key, "value": str(value)}, pk="key")
+
+    def gen(self) -> int:
+        """The embeddings generation: bumped by a trigger on every change of the embeddings table."""
+
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'embeddings_gen'").fetchone()
+        return int(row[0]) if row else 0
+
+
+class _Transaction:
+    """The lock, then ``BEGIN IMMEDIATE`` ... ``COMMIT`` / ``ROLLBACK`` (a savepoint when nested)."""
+
+    def __init__(self, db: GalleryDB):
+        self.db = db
+        self.savepoint: str | None = None
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db.lock.acquire()
+        try:
+            conn = self.db.conn
+            if self.db._reading:
+                raise GalleryError("cannot write inside a read snapshot of the gallery")
+            if conn.in_transaction:
+                self.savepoint = f"nested_{id(self):x}"
+                conn.execute(f"SAVEPOINT {self.savepoint}")
+                return conn
+            for attempt in range(3):  # each attempt already waits up to the 30 s busy timeout
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    return conn
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) and "busy" not in str(exc) or attempt == 2:
+                        raise GalleryError(f"gallery is busy: {exc}") from exc
+                    time.sleep(0.1)
+        except BaseException:
+            self.db.lock.release()
+            raise
+
+    def __exit__(self, exc_type, exc, tb):
+        conn = self.db.conn
+        try:
+            if self.savepoint is None:
+                conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+            elif exc_type is None:
+                conn.execute(f"RELEASE SAVEPOINT {self.savepoint}")
+            elif conn.in_transaction:
+                conn.execute(f"ROLLBACK TO SAVEPOINT {self.savepoint}")
+                conn.execute(f"RELEASE SAVEPOINT {self.savepoint}")
+        finally:
+            self.db.lock.release()
+        return False

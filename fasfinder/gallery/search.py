@@ -1,0 +1,73 @@
+"""Search: the top-k gallery faces of each query vector, every hit confirmed in SQLite."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import GalleryError
+from .audit import AuditLog
+from .vectors import Vectors
+
+
+@dataclass
+class SearchHit:
+    face_id: int
+    image_id: int
+    person_id: int
+    label: str
+    case_id: str | None
+    image_path: str
+    similarity: float
+
+
+def search(vectors: Vectors, audit: AuditLog | None, engine: str, queries: np.ndarray,
+           k: int = 5) -> list[list[SearchHit]]:
+    """Top-``k`` hits for each query vector (rows L2-normalised); an audit row when ``audit`` is given.
+
+    Thread-safe and safe against other processes changing the gallery: the index is re-synced
+    when SQLite's generation moved, and every hit is looked up in SQLite in the same locked
+    section (a face deleted meanwhile is dropped, never returned).
+    """
+
+    db = vectors.db
+    queries = np.asarray(queries, dtype=np.float32)
+    if queries.ndim == 1:
+        queries = queries[None]
+    with db.lock:
+        if not vectors.has_engine(engine):
+            return [[] for _ in range(len(queries))]
+        idx = vectors.synced(engine, queries.shape[1])
+        if queries.shape[1] != idx.dim:
+            raise GalleryError(f"engine {engine}: query size {queries.shape[1]} differs from the gallery's {idx.dim}")
+        # Ask for a few more than k so hits dropped as deleted-meanwhile do not shorten the list.
+        sims, ids = idx.search(queries, k + 4 if k > 0 else 0)
+        wanted = sorted({int(i) for i in ids.ravel() if i >= 0})
+        info = {}
+        for start in range(0, len(wanted), 900):
+            chunk = wanted[start:start + 900]
+            for r in db.conn.execute(
+                "SELECT f.id, f.image_id, i.person_id, p.label, p.case_id, i.path FROM faces f "
+                "JOIN embeddings e ON e.face_id = f.id AND e.engine = ? "
+                f"JOIN images i ON f.image_id = i.id JOIN persons p ON i.person_id = p.id WHERE f.id IN ({','.join('?' * len(chunk))})",
+                (engine, *chunk),
+            ):
+                info[r[0]] = r
+        out = []
+        for row_s, row_i in zip(sims, ids):
+            hits = []
+            for s, i in zip(row_s, row_i):
+                r = info.get(int(i))
+                if r is None:  # never hand out an id SQLite does not hold
+                    continue
+                hits.append(SearchHit(face_id=r[0], image_id=r[1], person_id=r[2], label=r[3], case_id=r[4],
+                                      image_path=r[5], similarity=float(s)))
+                if len(hits) == k:
+                    break
+            out.append(hits)
+        if audit is not None:
+            with db.transaction():
+                audit.write("search", {"engine": engine, "queries": len(queries), "k": k,
+                                       "hits": [[h.face_id for h in hs] for hs in out]})
+    return out
