@@ -217,11 +217,8 @@ def cmd_eval(args) -> int:
         out = calibrate_engine(args.celeba, engine=args.engine, write=args.write, progress=progress,
                                cards=tuple(args.cards.split(",")) if args.cards else None)
     else:  # robustness / ablation
-        try:
-            from .evaluation import robustness
-        except ImportError:
-            raise FasFinderError(f"eval {args.protocol}: not available in this build (needs the robustness module)",
-                                 code="not_available")
+        from .evaluation import robustness
+
         out = robustness.run_from_cli(args)
     _emit(out, args.json)
     return 0
