@@ -91,7 +91,7 @@ def test_atomic_add_failure_leaves_nothing(filled, monkeypatch):
 
 
 def test_duplicate_refused(filled):
-    g, vecs, ids = filled
+    g, vecs, _ids = filled
     with pytest.raises(GalleryError) as exc:
         add(g, 3, vecs[3:4])
     assert exc.value.code == "duplicate"
@@ -251,7 +251,7 @@ def _rewrite_zip(src, dst, edit):
 
 
 def test_import_refuses_tampered_file(tmp_path, filled):
-    g, vecs, ids = filled
+    g, vecs, _ids = filled
     src = tmp_path / "all.zip"
     g.export(src)
 
@@ -381,3 +381,107 @@ def test_ivf_above_exact_max(tmp_path):
     with Gallery(db, exact_max=1000) as g:
         assert g.index_info(ENGINE)["kind"] == "ivf"
         assert g.verify_index(ENGINE)["consistent"] and g.verify_index(ENGINE)["action"] == "loaded"
+
+
+def test_transaction_is_all_or_nothing_with_its_audit_rows(filled):
+    g, _vecs, ids = filled
+    before, n_audit = g.counts(), len(g.audit_log())
+    with pytest.raises(RuntimeError), g.transaction() as conn:
+        conn.execute("DELETE FROM images WHERE id = ?", (ids[0],))
+        g.audit("test.inside", {"n": 1})  # joins the open transaction
+        raise RuntimeError("abort")
+    assert g.counts() == before and len(g.audit_log()) == n_audit
+    with g.transaction() as conn:
+        conn.execute("UPDATE persons SET case_id = 'T-1' WHERE id = 1")
+        g.audit("test.inside", {"n": 2})
+        # a nested block is a savepoint: its failure undoes only its own work
+        with pytest.raises(RuntimeError), g.transaction() as inner:
+            inner.execute("UPDATE persons SET case_id = 'T-2' WHERE id = 1")
+            raise RuntimeError("inner abort")
+    assert g.person(1).case_id == "T-1"
+    assert [r["details"] for r in g.audit_log(1)] == [{"n": 2}]
+    assert g.verify_index(ENGINE)["consistent"]
+
+
+def test_snapshot_reads_one_state_and_refuses_writes(filled):
+    g, vecs, ids = filled
+    with g.snapshot() as conn:
+        n = conn.execute("SELECT COUNT(*) FROM faces").fetchone()[0]
+        other = sqlite3.connect(str(g.path))
+        other.execute("PRAGMA foreign_keys=ON")
+        other.execute("DELETE FROM images WHERE id = ?", (ids[0],))  # another process writes meanwhile
+        other.commit()
+        other.close()
+        assert conn.execute("SELECT COUNT(*) FROM faces").fetchone()[0] == n == 30
+        with pytest.raises(GalleryError, match="read snapshot"):
+            g.audit("test.write", {})
+    assert g.counts()["faces"] == 29
+    assert ids[0] not in ids_of(g.search(ENGINE, vecs[0], 30)[0])
+
+
+def test_prepare_engines_then_direct_writes_reach_the_index(filled):
+    g, vecs, ids = filled
+    with pytest.raises(GalleryError, match="differs"):
+        g.prepare_engines({ENGINE: DIM + 1})
+    other = unit(np.random.default_rng(11))
+    g.prepare_engines({ENGINE: DIM, "second": DIM})
+    assert g.index_info("second")["faces"] == 0
+    face_id = g.search(ENGINE, vecs[3], 1)[0][0].face_id
+    with g.transaction() as conn:
+        conn.execute("INSERT INTO embeddings(face_id, engine, vector) VALUES (?, 'second', ?)", (face_id, other.tobytes()))
+    g.flush()
+    assert g.index_info("second")["faces"] == 1
+    assert g.search("second", other, 1)[0][0].image_id == ids[3]
+    assert g.verify_index("second")["consistent"]
+
+
+def test_set_exact_max_is_stored_in_the_gallery(tmp_path):
+    db = tmp_path / "m.db"
+    with Gallery(db) as g:
+        g.set_exact_max(500)
+        g.set_exact_max(700)  # an upsert: one meta row, the newest value
+        assert g.exact_max == 700
+        assert [tuple(r) for r in g.conn.execute("SELECT value FROM meta WHERE key = 'index.exact_max'")] == [("700",)]
+        assert [r["details"] for r in g.audit_log() if r["action"] == "settings.index"] == [{"exact_max": 700},
+                                                                                           {"exact_max": 500}]
+    with Gallery(db) as g:
+        assert g.exact_max == 700
+        assert g.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"
+    with Gallery(db, exact_max=3) as g:
+        assert g.exact_max == 3
+
+
+def test_gallery_modules_import_one_way():
+    """No import cycle inside the gallery package, function-local imports included; transfer.py never
+    imports the store (Gallery.export / import_file call into it)."""
+
+    import ast
+    from pathlib import Path
+
+    import fasfinder.gallery as pkg
+
+    root = Path(pkg.__file__).parent
+    graph = {}
+    for py in root.glob("*.py"):
+        deps = set()
+        for node in ast.walk(ast.parse(py.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                deps.update([node.module] if node.module else [a.name for a in node.names])
+            elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("fasfinder.gallery."):
+                deps.add(node.module.split(".")[2])
+        graph[py.stem] = {d.split(".")[0] for d in deps} - {py.stem}
+    assert "store" not in graph["transfer"]
+    state = {}
+
+    def visit(mod, path):
+        if state.get(mod) == "done":
+            return
+        assert state.get(mod) != "open", f"import cycle: {' -> '.join(path + [mod])}"
+        state[mod] = "open"
+        for dep in graph.get(mod, ()):
+            visit(dep, path + [mod])
+        state[mod] = "done"
+
+    for mod in graph:
+        visit(mod, [])
+    assert all(len((root / f"{m}.py").read_text().splitlines()) < 500 for m in graph)
