@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import GalleryError
+from ..errors import GalleryError, NotFoundInGallery
 from .db import GalleryDB
 from .index import VectorIndex, clean_stale_temp_files, pick_nlist
 
@@ -122,7 +122,7 @@ class Vectors:
 
         ids = np.array(face_ids, dtype=np.int64)
         for engine, vecs in vec_by_engine.items():
-            idx = self.index(engine)
+            idx = self.index(engine, int(np.asarray(vecs).shape[-1]))
             if len(ids):
                 idx.add(ids, vecs)
             # The index reflects the new generation only if it reflected the one before our commit
@@ -194,11 +194,9 @@ class Vectors:
             row = self.db.conn.execute("SELECT vector FROM embeddings WHERE engine = ? LIMIT 1", (engine,)).fetchone()
             if row:
                 dim = len(row[0]) // 4
-            else:
-                # Nothing stored yet for this engine: an empty index of the engine's size.
-                from ..engines import get_engine
-
-                dim = get_engine(engine).dim
+            else:  # storage knows no models: the caller says the size of a new engine's vectors
+                raise NotFoundInGallery(f"the gallery holds no embeddings of engine {engine} (and no vector size "
+                                        "was given to open an empty index)")
         self._dims[engine] = dim
         idx = VectorIndex.load(dim, path)
         if idx is None:
