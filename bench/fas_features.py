@@ -33,20 +33,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fasfinder.training.fas import (  # noqa: E402
-    DEFAULT_CACHE,
-    face_cache,
-    fas_metrics,
-    fit_logreg,
-    log,
-    logreg_predict,
-    read_split,
-    session_of,
-)
+from fasfinder.evaluation.nuaa import DEFAULT_CACHE, face_cache, fas_metrics, log, read_split, session_of  # noqa: E402
+from fasfinder.training.fas_dlib import fit_logreg, logreg_predict  # noqa: E402
 
 
 def load_crops(nuaa, split, scale, size, cache_dir):
-    from fasfinder.faces import Face
     from fasfinder.imaging import load_image
     from fasfinder.liveness import face_crop
 
@@ -208,7 +199,7 @@ def session_cv(x, y, sessions, l2, x_aug=(), subjects=None):
     into 3 folds that also hold out one subject group (train on session a without the group,
     validate on session b's images of that group) - new session AND new people, like the test."""
 
-    from fasfinder.training.fas import choose_threshold
+    from fasfinder.evaluation.nuaa import choose_threshold
 
     rows = {}
     oof = np.zeros(len(y))

@@ -27,10 +27,10 @@ def main(argv=None) -> int:
     import cv2
 
     from fasfinder.evaluation.fas import evaluate_fas
+    from fasfinder.evaluation.nuaa import face_cache, read_split
     from fasfinder.faces import Face
     from fasfinder.imaging import load_image
     from fasfinder.liveness import LivenessModel, model_input
-    from fasfinder.training.fas import face_cache, read_split
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--nuaa", required=True)

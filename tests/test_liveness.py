@@ -187,9 +187,9 @@ def test_nuaa_sample_separates_real_from_print(model):
     shipped model ranks them well and errs rarely. (The full protocol misses the ACER <= 0.5%
     target: 5.0% - docs/results/fas.md; this only catches a broken model or input pipeline.)"""
 
+    from fasfinder.evaluation.nuaa import detect_face, fas_metrics, read_split
     from fasfinder.faces import FaceAnalyzer
     from fasfinder.imaging import load_image
-    from fasfinder.training.fas import detect_face, fas_metrics, read_split
 
     items = read_split(NUAA, "test")
     real = [it for it in items if it[1] == 1][::15][:20]

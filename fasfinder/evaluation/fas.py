@@ -1,4 +1,4 @@
-"""Protocol 5 (BENCHMARKS.md section 5): face anti-spoofing on the NUAA test subset.
+"""Protocol 5 (docs/BENCHMARKS.md section 5): face anti-spoofing on the NUAA test subset.
 
 For each test image: detect faces (dlib HOG; largest face; the centre box when none is found,
 counted in ``no_face``), score it with the liveness model, and compute its Grad-CAM++ Area
@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 
 from ..regions import REGION_NAMES
+from .nuaa import detect_face, fas_metrics, read_split
 
 
 def evaluate_fas(
@@ -30,15 +31,14 @@ def evaluate_fas(
     """Run protocol 5 and return its JSON-ready result.
 
     ``model`` defaults to :func:`fasfinder.liveness.default_liveness_model`; ``faces`` may pass
-    precomputed ``{rel path: {"box", "landmarks", "detected"}}`` (as cached by the training
-    script) to skip detection.
+    precomputed ``{rel path: {"box", "landmarks", "detected"}}`` (as cached by
+    :func:`fasfinder.evaluation.nuaa.face_cache`) to skip detection.
     """
 
     from ..errors import BadArgument
     from ..faces import Face, FaceAnalyzer
     from ..imaging import load_image
     from ..liveness import default_liveness_model
-    from ..training.fas import detect_face, fas_metrics, read_split
 
     nuaa_dir = Path(nuaa_dir)
     if not (nuaa_dir / "db").is_dir():

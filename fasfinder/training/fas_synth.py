@@ -246,9 +246,9 @@ def build(nuaa_dir, celeba_root, celeba_faces: dict, out_path, per_nuaa: int = 2
     (for the region-only retraining of the efficient-FAS experiment).
     """
 
+    from ..evaluation.nuaa import face_cache, read_split, session_of
     from ..imaging import load_image
     from ..liveness import crop_matrix, transform_points
-    from .fas import face_cache, read_split, session_of
 
     rng = np.random.default_rng(seed)
     nuaa_dir = Path(nuaa_dir)

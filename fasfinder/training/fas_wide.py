@@ -262,8 +262,8 @@ def export_ensemble(members: list[str], oof_prefixes: list[str], name: str, fold
 
     import torch
 
+    from ..evaluation.nuaa import choose_threshold, fas_metrics
     from ..modelfiles import models_dir
-    from .fas import choose_threshold, fas_metrics
 
     state, windows, results = {}, [], []
     for i, m in enumerate(members):
