@@ -1,8 +1,27 @@
-"""Verification metrics: ROC, AUC, EER, TAR@FAR and the LFW 10-fold accuracy protocol."""
+"""Verification metrics: ROC, AUC, EER, TAR@FAR and the LFW 10-fold accuracy protocol.
+
+The ROC curve and its area come from scikit-learn (``sklearn.metrics.roc_curve`` / ``auc``); the
+product's definitions on top of it are unchanged and give the same numbers as the hand-written
+code they replace, bit for bit (``bench/metrics_numbers.py`` prints them):
+
+* the curve keeps one point per distinct score (``drop_intermediate=False``: ties collapsed, no
+  collinear points dropped) and starts at (0, 0) with threshold ``inf``;
+* when one class is absent, its rate is 0 on the whole curve (sklearn answers NaN and warns);
+* AUC is the trapezoid area under that full curve (``sklearn.metrics.auc``); ``roc_auc_score``
+  integrates the thinned curve, which can differ in the last bits;
+* EER interpolates linearly between the two ROC points around the FAR = FRR crossing, and TAR@FAR
+  is the best TAR at FAR <= target (scikit-learn has neither);
+* the LFW protocol (threshold from the other 9 folds at the midpoint between distinct scores) is
+  this module's own.
+"""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+from sklearn import metrics as skm
+from sklearn.exceptions import UndefinedMetricWarning
 
 
 def roc_curve(scores: np.ndarray, same: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -10,22 +29,19 @@ def roc_curve(scores: np.ndarray, same: np.ndarray) -> tuple[np.ndarray, np.ndar
 
     scores = np.asarray(scores, dtype=np.float64)
     same = np.asarray(same, dtype=bool)
-    order = np.argsort(-scores, kind="mergesort")
-    s, y = scores[order], same[order]
-    # Collapse ties: evaluate at the last index of each distinct score.
-    distinct = np.r_[np.where(np.diff(s))[0], len(s) - 1]
-    tp = np.cumsum(y)[distinct]
-    fp = np.cumsum(~y)[distinct]
-    pos, neg = max(int(y.sum()), 1), max(int((~y).sum()), 1)
-    tar = np.r_[0.0, tp / pos]
-    far = np.r_[0.0, fp / neg]
-    thr = np.r_[np.inf, s[distinct]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)  # one class absent: handled below
+        far, tar, thr = skm.roc_curve(same, scores, pos_label=True, drop_intermediate=False)
+    if not same.any():
+        tar = np.zeros_like(tar)
+    if same.all():
+        far = np.zeros_like(far)
     return far, tar, thr
 
 
 def auc(scores, same) -> float:
     far, tar, _ = roc_curve(scores, same)
-    return float(np.trapezoid(tar, far))
+    return float(skm.auc(far, tar))
 
 
 def eer(scores, same) -> float:
