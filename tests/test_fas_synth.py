@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
-
-from fasfinder.training import fas_synth  # noqa: E402
-from fasfinder.training.fas_wide import fold_of_group, frame_cut  # noqa: E402
+from fasfinder.training import fas_synth
+from fasfinder.training.fas_wide import fold_of_group, frame_cut
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +111,7 @@ def _tiny_npz(path, astronaut):
              meta=np.array(json.dumps({"scale": 4.0, "size": 64, "seed": 0, "per_nuaa": 1})))
 
 
+@pytest.mark.slow  # about 12 s on the shared 2-core CPU
 def test_train_export_load_roundtrip(tmp_path, astronaut):
     """fas_wide trains (CPU, 1 epoch, tiny net), the export writes an ensemble card + float16 weights
     with a threshold from the held-out folds, and LivenessModel loads and runs it."""
