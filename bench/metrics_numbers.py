@@ -105,7 +105,7 @@ def real(lfw_dir: Path, celeba_root: Path) -> None:
     cache = EmbeddingCache(DEFAULT_ENGINE)
     pairs = [p for p in read_pairs(lfw_dir) if str(p[0]) in cache.data and str(p[1]) in cache.data]
     for flip in (False, True):
-        def emb(path):
+        def emb(path, flip=flip):
             plain, mirror, _ = cache.data[str(path)]
             return combine_views(plain[None], mirror[None] if flip else None)[0]
 
