@@ -168,8 +168,11 @@ _model_locks: dict = {}
 _models_lock = threading.Lock()
 
 
-def cached_model(key, loader):
+def cached_model(key: tuple, loader):
     """``loader()``'s result, loaded once per process for ``key`` and shared by every caller.
+
+    ``key``: a tuple whose first element names the kind of model (``("liveness", card name)``,
+    ``("explainer", layer)``); :func:`forget_cached_models` drops a kind.
 
     Thread-safe: concurrent first calls for one key load it once (the others wait); loads of
     different keys run in parallel, and a loader may itself call :func:`cached_model` for another
@@ -191,8 +194,10 @@ def cached_model(key, loader):
         return value
 
 
-def forget_cached_models() -> None:
-    """Drop every cached model (tests; a process that swapped its model folder)."""
+def forget_cached_models(kind: str | None = None) -> None:
+    """Drop the cached models of one ``kind`` (the first element of their keys), or all of them
+    (tests; a process that swapped its model folder). Holders of a model keep their reference."""
 
     with _models_lock:
-        _models.clear()
+        for key in [k for k in _models if kind is None or k[0] == kind]:
+            del _models[key]
