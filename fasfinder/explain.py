@@ -7,7 +7,7 @@
 
 Heatmaps are computed on dlib's 150x150 aligned chip (exactly what the matcher sees), then mapped
 back to the original image with the inverse of :func:`fasfinder.faces.chip_transform` (0 outside
-the chip), and summarised over the 10 regions of BENCHMARKS.md section 5 with
+the chip), and summarised over the 10 regions of docs/BENCHMARKS.md section 5 with
 :func:`fasfinder.regions.region_importance`.
 
 Target layer: ``level2`` by default, the output of the last 128-channel residual stage (8 x 8
@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .faces import CHIP_SIZE, Face, chip_transform, face_chip
+from .gradcam import LayerRecorder, grad_cam_plus_plus
+from .modelfiles import cached_model
 from .regions import region_importance
 
 DEFAULT_LAYER = "level2"
@@ -54,7 +56,7 @@ class SimilarityToConceptTarget:
     """Grad-CAM target: similarity of the model output (one 128-d row) to a fixed concept vector.
 
     ``mode="cosine"``: cos(output, concept). ``mode="projection"``: <output, concept/|concept|>.
-    (grad-cam 1.5.7 has no such target; this is ours.)
+    (grad-cam 1.5.7 has no such target; this is ours; it is also a valid target for that package.)
     """
 
     def __init__(self, concept, mode: str = "cosine"):
@@ -95,7 +97,8 @@ def chip_to_image(chip_heatmap: np.ndarray, face: Face, shape: tuple[int, int]) 
 
 
 class Explainer:
-    """Grad-CAM++ on a chosen layer of the (unfused) PyTorch port of dlib's ResNet."""
+    """Grad-CAM++ (:func:`fasfinder.gradcam.grad_cam_plus_plus`) on a chosen layer of the
+    (unfused) PyTorch port of dlib's ResNet."""
 
     def __init__(self, model=None, layer: str = DEFAULT_LAYER):
         if model is None:
@@ -123,17 +126,15 @@ class Explainer:
         """Grad-CAM++ maps (n, 150, 150) in [0, 1] and the target values (n,)."""
 
         import torch
-        from pytorch_grad_cam import GradCAMPlusPlus
 
         with self._lock, torch.inference_mode(False), torch.enable_grad():
             x = self._inputs(chips)  # a normal tensor even when the caller is in inference mode
-            with GradCAMPlusPlus(model=self.model, target_layers=[self.model.get_submodule(self.layer)]) as cam:
-                maps = cam(input_tensor=x, targets=targets)
-                outputs = cam.outputs.detach()
-            self.model.zero_grad(set_to_none=True)
+            with LayerRecorder([self.model.get_submodule(self.layer)]) as rec:
+                outputs = self.model(x)
+                (acts,), (grads,) = rec.gradients(sum(t(o) for t, o in zip(targets, outputs)))
+            outputs = outputs.detach()
             scores = np.array([float(t(o)) for t, o in zip(targets, outputs)], dtype=np.float64)
-        maps = np.nan_to_num(np.asarray(maps, dtype=np.float32), nan=0.0)
-        return np.clip(maps, 0.0, 1.0), scores
+        return grad_cam_plus_plus(acts.numpy(), grads.numpy(), x.shape[-2:]), scores
 
     def _explanation(self, rgb, face, chip_map, target, score) -> Explanation:
         heat = chip_to_image(chip_map, face, rgb.shape[:2])
@@ -165,16 +166,10 @@ class Explainer:
         return q, g
 
 
-_DEFAULT: Explainer | None = None
-_DEFAULT_LOCK = threading.Lock()
-
-
 def default_explainer() -> Explainer:
-    global _DEFAULT
-    with _DEFAULT_LOCK:
-        if _DEFAULT is None:
-            _DEFAULT = Explainer()
-        return _DEFAULT
+    """The process-wide :class:`Explainer` of the installed dlib port (loaded once)."""
+
+    return cached_model(("explainer", DEFAULT_LAYER), Explainer)
 
 
 def explain_face(rgb: np.ndarray, face: Face) -> Explanation:

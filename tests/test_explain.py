@@ -3,24 +3,20 @@
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from scipy.stats import spearmanr
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("pytorch_grad_cam")
-torch.set_num_threads(1)
+from fasfinder import explain
+from fasfinder.engines.dlib_torch import load_model
+from fasfinder.faces import FaceAnalyzer
+from fasfinder.regions import REGION_NAMES
 
-from scipy.stats import spearmanr  # noqa: E402
+from .conftest import shared_data
 
-from fasfinder import explain  # noqa: E402
-from fasfinder.engines.dlib_torch import load_model  # noqa: E402
-from fasfinder.faces import FaceAnalyzer  # noqa: E402
-from fasfinder.regions import REGION_NAMES  # noqa: E402
-
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-LFW = SHARED_DATA / "lfw" / "images_deepfunneled"
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def rho(a, b) -> float:
@@ -79,6 +75,28 @@ def test_self_cosine_has_no_gradient_so_projection_is_used(astronaut):
     assert proj_map.std() > 0.05
 
 
+def test_maps_equal_pytorch_grad_cam_on_the_dlib_port(astronaut, analyzer):
+    """explain's maps (fasfinder.gradcam) are the reference package's GradCAMPlusPlus maps."""
+
+    from pytorch_grad_cam import GradCAMPlusPlus
+
+    from fasfinder.faces import face_chip
+
+    rgb, face = astronaut
+    mirrored = np.ascontiguousarray(rgb[:, ::-1])
+    chips = [face_chip(rgb, face), face_chip(mirrored, analyzer.detect(mirrored)[0])]
+    ex = explain.default_explainer()
+    emb = ex.embed_chips(chips)
+    targets = [explain.SimilarityToConceptTarget(emb[0], "projection"), explain.SimilarityToConceptTarget(emb[0], "cosine")]
+    ours, scores = ex.chip_cams(chips, targets)
+    with GradCAMPlusPlus(model=ex.model, target_layers=[ex.model.get_submodule(ex.layer)]) as cam:
+        ref = cam(input_tensor=ex._inputs(chips), targets=targets)
+    ex.model.zero_grad(set_to_none=True)
+    assert ours.shape == ref.shape == (2, 150, 150)
+    assert np.abs(ours - ref).max() < 1e-5
+    assert scores[0] == pytest.approx(np.linalg.norm(emb[0]), rel=1e-5) and -1 <= scores[1] <= 1
+
+
 def _occlude_eyes(rgb, face):
     out = rgb.copy()
     lm = face.landmarks
@@ -109,10 +127,10 @@ def test_match_map_changes_with_gallery_face(astronaut, analyzer):
     assert np.allclose(q1b.chip_heatmap, q1.chip_heatmap, atol=1e-5)
 
 
-@pytest.mark.skipif(not LFW.is_dir(), reason=f"LFW not found at {LFW} (shared data absent)")
 def test_match_map_changes_with_gallery_identity_lfw(astronaut, analyzer):
     from fasfinder.imaging import load_image
 
+    LFW = shared_data("lfw") / "images_deepfunneled"
     rgb, face = astronaut
     maps = []
     for name in ("Aaron_Eckhart/Aaron_Eckhart_0001.jpg", "Abdullah_Gul/Abdullah_Gul_0001.jpg"):
