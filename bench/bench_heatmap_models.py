@@ -40,9 +40,9 @@ def main() -> int:
     from skimage import data
 
     from fasfinder.engines import engine_names, get_engine
+    from fasfinder.engines.backbones import build_net
+    from fasfinder.engines.heatmap_input import default_cam
     from fasfinder.faces import FaceAnalyzer, face_chip
-    from fasfinder.heatmap_models.backbones import build_net
-    from fasfinder.heatmap_models.heatmap import default_cam
 
     rgb = data.astronaut()
     face = FaceAnalyzer().detect(rgb)[0]

@@ -6,17 +6,14 @@ import json
 
 import numpy as np
 import pytest
-
-torch = pytest.importorskip("torch")
-pytest.importorskip("torchvision")
-
+import torch
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("backbone", ["shufflenet", "mobilenet", "efficientnet"])
 def test_four_channel_adaptation_keeps_rgb_filters(backbone):
-    from fasfinder.heatmap_models.backbones import build_net, first_conv
+    from fasfinder.engines.backbones import build_net, first_conv
 
     torch.manual_seed(0)
     base = build_net(backbone, "base")
@@ -33,7 +30,7 @@ def test_four_channel_adaptation_keeps_rgb_filters(backbone):
 
 
 def test_widen_first_conv_response():
-    from fasfinder.heatmap_models.backbones import widen_first_conv
+    from fasfinder.engines.backbones import widen_first_conv
 
     conv = torch.nn.Conv2d(3, 8, 3, padding=1)
     wide = widen_first_conv(conv)
@@ -43,7 +40,7 @@ def test_widen_first_conv_response():
 
 
 def test_arcface_loss_decreases_on_toy_batch():
-    from fasfinder.heatmap_models.arcface import ArcFace
+    from fasfinder.training.arcface import ArcFace
 
     torch.manual_seed(0)
     emb = torch.nn.Parameter(torch.randn(16, 32))
@@ -62,7 +59,7 @@ def test_arcface_loss_decreases_on_toy_batch():
 
 
 def test_augment_moves_heatmap_with_pixels():
-    from fasfinder.heatmap_models.data import augment
+    from fasfinder.training.heatmap_data import augment
 
     x = torch.zeros(4, 4, 32, 32)
     x[:, :, 8:16, 4:12] = 1.0  # the same square in every channel
@@ -73,13 +70,10 @@ def test_augment_moves_heatmap_with_pixels():
 
 
 def test_fastcam_equals_explain_chip_heatmap():
-    from fasfinder.heatmap_models.heatmap import FastCam
-
-    try:
-        cam = FastCam()
-    except Exception as exc:  # dlib weights not installed
-        pytest.skip(f"dlib port unavailable: {exc}")
+    from fasfinder.engines.heatmap_input import FastCam
     from fasfinder.explain import Explainer, SimilarityToConceptTarget
+
+    cam = FastCam()
 
     rng = np.random.default_rng(0)
     chip = rng.integers(0, 255, (150, 150, 3), dtype=np.uint8)
@@ -111,7 +105,7 @@ def _tiny_cache(tmp_path, n_per=4, ids=3, size=32):
 
 
 def test_checkpoint_resume_matches_uninterrupted_run(tmp_path):
-    from fasfinder.heatmap_models.train import TrainConfig, train
+    from fasfinder.training.heatmap_train import TrainConfig, train
 
     cache = _tiny_cache(tmp_path)
     kw = dict(backbone="shufflenet", variant="heatmap", size=32, batch=4, lr=1e-3, seed=3)
@@ -130,7 +124,7 @@ def test_checkpoint_resume_matches_uninterrupted_run(tmp_path):
 def test_engine_shape_normalisation_and_integrity(tmp_path, monkeypatch):
     from fasfinder.engines.heatmap_nets import HeatmapNetEngine, installed_cards
     from fasfinder.errors import ModelIntegrityError
-    from fasfinder.heatmap_models.train import TrainConfig, export, train
+    from fasfinder.training.heatmap_train import TrainConfig, export, train
 
     cache = _tiny_cache(tmp_path)
     run = tmp_path / "run"
@@ -163,12 +157,8 @@ def test_cam_vector_engine_shape(astronaut):
     from fasfinder.engines.cam_vector import CamVectorEngine
     from fasfinder.faces import FaceAnalyzer
 
-    try:
-        faces = FaceAnalyzer().detect(astronaut)[:1]
-    except Exception as exc:  # dlib weights not installed
-        pytest.skip(f"no detector: {exc}")
-    if not faces:
-        pytest.skip("no face")
+    faces = FaceAnalyzer().detect(astronaut)[:1]
+    assert faces, "dlib finds the astronaut's face"
     plain, mirrored = CamVectorEngine().embed_views(astronaut, faces, mirror=True)
     assert plain.shape == (1, 16384) and mirrored.shape == (1, 16384)
     assert np.isclose(np.linalg.norm(plain[0]), 1, atol=1e-5)
@@ -179,8 +169,13 @@ def test_online_training_exports_float16_weights_the_engine_runs(tmp_path, monke
 
     from fasfinder.engines.heatmap_nets import HeatmapNetEngine
     from fasfinder.faces import FaceAnalyzer, face_chip
-    from fasfinder.heatmap_models.data import load_chip_file, write_chip_file
-    from fasfinder.heatmap_models.train_online import OnlineConfig, export_online, prepare_tensors, train_online
+    from fasfinder.training.heatmap_data import load_chip_file, write_chip_file
+    from fasfinder.training.heatmap_online import (
+        OnlineConfig,
+        export_online,
+        prepare_tensors,
+        train_online,
+    )
 
     face = FaceAnalyzer().detect(astronaut)[0]
     chip = face_chip(astronaut, face)

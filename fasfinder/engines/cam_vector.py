@@ -1,6 +1,6 @@
 """``cam-vector``: the seed system's retrieval variant, measured as an engine.
 
-The face's Grad-CAM++ heatmap (the definition of :mod:`fasfinder.heatmap_models.heatmap`:
+The face's Grad-CAM++ heatmap (the definition of :mod:`fasfinder.engines.heatmap_input`:
 ``dlib-resnet-torch`` at ``level2``, self target, on dlib's 150 px chip) resized to 128 x 128,
 flattened to 16,384 values and L2-normalised; matching is cosine similarity. The mirror view is
 the mirrored map. It encodes *where* the matcher looks, not *who* the face is -- see
@@ -20,13 +20,13 @@ SIDE = 128
 
 class CamVectorEngine(Engine):
     name = NAME
-    #: whether embedding needs the Grad-CAM++ heatmap of fasfinder.heatmap_models.heatmap
+    #: whether embedding needs the Grad-CAM++ heatmap of fasfinder.engines.heatmap_input
     needs_heatmap = True
     dim = SIDE * SIDE
     card_name = NAME
 
     def maps(self, rgb: np.ndarray, faces: list[Face]) -> np.ndarray:
-        from ..heatmap_models.heatmap import default_cam
+        from .heatmap_input import default_cam
 
         maps, _ = default_cam()([face_chip(rgb, f) for f in faces])
         return maps

@@ -1,10 +1,11 @@
-"""Engines that run the trained lightweight recognizers of :mod:`fasfinder.heatmap_models`.
+"""Engines that run the trained lightweight recognizers (:mod:`.backbones`, trained by
+:mod:`fasfinder.training.heatmap`).
 
 Every ``models/<name>.card.json`` with ``"kind": "heatmap-net"`` whose weights file exists becomes
 an engine ``<name>`` (e.g. ``shufflenet-base``, ``shufflenet-heatmap``). The weights are checked
 against the card's sha256 before ``torch.load(weights_only=True)``. Heatmap models compute their
 4th channel on the fly (Grad-CAM++ of ``dlib-resnet-torch`` at ``level2``, the definition used
-for training, see :mod:`fasfinder.heatmap_models.heatmap`); the mirror view uses the mirrored
+for training, see :mod:`.heatmap_input`); the mirror view uses the mirrored
 crop and mirrored heatmap. Embedding = the network's 128-d output, L2-normalised.
 """
 
@@ -23,7 +24,7 @@ KIND = "heatmap-net"
 
 class HeatmapNetEngine(Engine):
     dim = 128
-    #: whether embedding needs the Grad-CAM++ heatmap of fasfinder.heatmap_models.heatmap
+    #: whether embedding needs the Grad-CAM++ heatmap of fasfinder.engines.heatmap_input
     needs_heatmap = False  # set per instance: True for the heatmap variant
     batch_size = 64
 
@@ -42,7 +43,7 @@ class HeatmapNetEngine(Engine):
         if self._net is None:
             import torch
 
-            from ..heatmap_models.backbones import build_net
+            from .backbones import build_net
 
             path = card_file(self._card, "weights")  # sha256-verified
             net = build_net(self.backbone, self.variant)
@@ -51,7 +52,7 @@ class HeatmapNetEngine(Engine):
         return self._net
 
     def inputs(self, rgb: np.ndarray, faces: list[Face]):
-        from ..heatmap_models.heatmap import face_inputs
+        from .heatmap_input import face_inputs
 
         return face_inputs(rgb, faces, self.size, heatmap=self.variant == "heatmap")
 

@@ -153,7 +153,7 @@ def _embed_chunk(engines, caches, paths, imgs, found) -> None:
     need = [(e, c) for e, c in zip(engines, caches) if any(p not in c.data for p in paths)]
     if any(getattr(e, "needs_heatmap", False) for e, _ in need):
         from ..faces import face_chip
-        from ..heatmap_models.heatmap import default_cam
+        from ..engines.heatmap_input import default_cam
 
         default_cam()([face_chip(img, f) for img, (f, _) in zip(imgs, found)])
     for eng, cache in need:

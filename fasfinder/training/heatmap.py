@@ -5,7 +5,7 @@
     python -m fasfinder.training.heatmap export --backbone shufflenet --variant heatmap
     python -m fasfinder.training.heatmap all                  # the full recipe: 3 backbones x 2 variants
 
-Online-teacher training (GPU box; see fasfinder.heatmap_models.train_online):
+Online-teacher training (GPU box; see fasfinder.training.heatmap_online):
 
     python -m fasfinder.training.heatmap chips --chips FILE   # aligned 150 px chips (JPEG) of every face, one .npz
     python -m fasfinder.training.heatmap online --chips FILE --teacher-weights SD.pt --device cuda \
@@ -14,6 +14,11 @@ Online-teacher training (GPU box; see fasfinder.heatmap_models.train_online):
 
 ``train`` resumes from ``<runs>/<name>/last.pt`` (written every epoch); re-run the same command
 to continue, or raise ``--epochs``. ``--distill 0`` trains from scratch (name suffix ``-scratch``).
+
+Modules: the networks (fasfinder.engines.backbones) and the heatmap channel
+(fasfinder.engines.heatmap_input) are runtime code shared with the engines; the training side is
+fasfinder.training.arcface (the ArcFace head), .heatmap_data (split, cache, augmentation),
+.heatmap_train (the resumable CPU loop and export) and .heatmap_online (the online-teacher loop).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ def _runs_dir(args) -> Path:
 
 
 def main(argv=None) -> int:
-    from ..heatmap_models.backbones import BACKBONES, VARIANTS
+    from ..engines.backbones import BACKBONES, VARIANTS
 
     p = argparse.ArgumentParser(prog="python -m fasfinder.training.heatmap", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -67,9 +72,9 @@ def main(argv=None) -> int:
 
     import torch
 
-    from ..heatmap_models.data import build_cache, default_cache_dir, load_cache, prepare_shard
-    from ..heatmap_models.train import TrainConfig, export, train
     from ..modelfiles import models_dir
+    from .heatmap_data import build_cache, default_cache_dir, load_cache, prepare_shard
+    from .heatmap_train import TrainConfig, export, train
 
     torch.set_num_threads(args.threads)
     if args.action in ("chips", "online", "export-online"):
@@ -102,9 +107,14 @@ def main(argv=None) -> int:
 
 
 def _online(args, argv) -> int:
-    from ..heatmap_models.data import prepare_chip_file
-    from ..heatmap_models.train_online import OnlineConfig, export_online, prepare_tensors, train_online
     from ..modelfiles import models_dir
+    from .heatmap_data import prepare_chip_file
+    from .heatmap_online import (
+        OnlineConfig,
+        export_online,
+        prepare_tensors,
+        train_online,
+    )
 
     if args.action == "chips":
         print(prepare_chip_file(Path(args.chips)))

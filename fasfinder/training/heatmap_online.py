@@ -1,9 +1,9 @@
 """Training with the teacher run on every augmented batch (made for a GPU box; runs on CPU too).
 
-Differences from :mod:`.train` (the CPU loop over a cache of fixed teacher embeddings):
+Differences from :mod:`.heatmap_train` (the CPU loop over a cache of fixed teacher embeddings):
 
-* The input is :func:`.data.prepare_chip_file`'s file (dlib's aligned 150 px chips, JPEG). The
-  heatmaps are computed here with the very definition used at query time (:class:`.heatmap.FastCam`,
+* The input is :func:`.heatmap_data.prepare_chip_file`'s file (dlib's aligned 150 px chips, JPEG). The
+  heatmaps are computed here with the very definition used at query time (:class:`fasfinder.engines.heatmap_input.FastCam`,
   on the device) and the teacher is the same dlib port, loaded from its converted state dict.
 * Augmentation is applied to the 150 px chip and its heatmap together; the teacher embeds the
   augmented chip, so the distillation target matches exactly what the student sees (a cached
@@ -62,8 +62,8 @@ def prepare_tensors(chip_file: Path, teacher_weights: Path | None, device: str, 
 
     import torch
 
-    from .data import load_chip_file
-    from .heatmap import FastCam, chip_to_input
+    from ..engines.heatmap_input import FastCam, chip_to_input
+    from .heatmap_data import load_chip_file
 
     chips, meta = load_chip_file(chip_file)
     teacher = _teacher(teacher_weights, device)
@@ -136,7 +136,7 @@ def validate(net, head, data: dict, variant: str, device) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from .train import macro_f1
+    from .heatmap_train import macro_f1
 
     net.eval()
     x = torch.from_numpy(data["va_crops"]).permute(0, 3, 1, 2).float().div(255.0)
@@ -165,9 +165,9 @@ def train_online(cfg: OnlineConfig, data: dict, run_dir: Path, log=print) -> dic
     import torch
     import torch.nn.functional as F
 
+    from ..engines.backbones import build_net
     from .arcface import ArcFace
-    from .backbones import build_net
-    from .data import augment
+    from .heatmap_data import augment
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -257,8 +257,8 @@ def export_online(run_dir: Path, models_dir: Path, *, command: str, metrics: dic
 
     import torch
 
-    from ..modelfiles import sha256_file
-    from .heatmap import HEATMAP_DEFINITION
+    from ..engines.heatmap_input import HEATMAP_DEFINITION
+    from ..modelfiles import file_entry, write_card
 
     run_dir, models_dir = Path(run_dir), Path(models_dir)
     state = json.loads((run_dir / "state.json").read_text())
@@ -287,7 +287,7 @@ def export_online(run_dir: Path, models_dir: Path, *, command: str, metrics: dic
             "validation": "celeba_subset (last 2 images by file name per identity)",
             "lfw": "never used for training or tuning",
             "faces": {"listed": state.get("listed"), "kept": state.get("kept")},
-            "transfer": transfer or "dlib's aligned 150 px chips as JPEG (fasfinder.heatmap_models.data.prepare_chip_file)",
+            "transfer": transfer or "dlib's aligned 150 px chips as JPEG (fasfinder.training.heatmap_data.prepare_chip_file)",
         },
         "split": "BENCHMARKS.md section 4",
         "recipe": {k: cfg[k] for k in ("size", "batch", "lr", "weight_decay", "warmup_epochs", "distill", "arc_weight",
@@ -309,8 +309,6 @@ def export_online(run_dir: Path, models_dir: Path, *, command: str, metrics: dic
         "history": state["history"][-1:] + [h for h in state["history"] if "val_acc" in h][-5:],
         "metrics": (old.get("metrics") or {}) | (metrics or {}),
         "notes": notes,
-        "files": [{"name": "weights", "path": weights.name, "sha256": sha256_file(weights)},
-                  {"name": "head", "path": head.name, "sha256": sha256_file(head)}],
+        "files": [file_entry("weights", weights), file_entry("head", head)],
     }
-    card_path.write_text(json.dumps(card, indent=1) + "\n")
-    return card_path
+    return write_card(card, models_dir)

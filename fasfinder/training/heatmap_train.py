@@ -88,9 +88,9 @@ def train(cfg: TrainConfig, cache_path: Path, run_dir: Path, log=print) -> dict:
     import torch
     import torch.nn.functional as F
 
+    from ..engines.backbones import build_net
     from .arcface import ArcFace
-    from .backbones import build_net
-    from .data import augment, load_cache
+    from .heatmap_data import augment, load_cache
 
     torch.set_num_threads(cfg.threads)
     run_dir = Path(run_dir)
@@ -199,8 +199,8 @@ def export(run_dir: Path, models_dir: Path, name: str | None = None, command: st
 
     import torch
 
-    from ..modelfiles import sha256_file
-    from .heatmap import HEATMAP_DEFINITION
+    from ..engines.heatmap_input import HEATMAP_DEFINITION
+    from ..modelfiles import file_entry, write_card
 
     run_dir, models_dir = Path(run_dir), Path(models_dir)
     c = torch.load(run_dir / "last.pt", weights_only=False, map_location="cpu")
@@ -242,7 +242,6 @@ def export(run_dir: Path, models_dir: Path, name: str | None = None, command: st
         "history": st["history"],
         "metrics": (old.get("metrics") or {}) | (metrics or {}),
         "notes": notes,
-        "files": [{"name": "weights", "path": weights.name, "sha256": sha256_file(weights)}],
+        "files": [file_entry("weights", weights)],
     }
-    card_path.write_text(json.dumps(card, indent=1) + "\n")
-    return card_path
+    return write_card(card, models_dir)

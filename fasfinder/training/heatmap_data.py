@@ -1,12 +1,12 @@
 """Training data: split, the ``.npy`` cache (crops, heatmaps, teacher embeddings), augmentation.
 
-Split (BENCHMARKS.md section 4): per identity of ``celeba_subset`` the first 6 images by file name
+Split (docs/BENCHMARKS.md section 4): per identity of ``celeba_subset`` the first 6 images by file name
 train and the last 2 validate; every ``celeba_extra`` crop (same 244 identities) trains. LFW is
 never read here.
 
 Cache (never in the repository; default ``<user cache>/fasfinder/heatmap_train``): for every image
 whose face is found, dlib's aligned 150 px chip resized to ``size`` (``crops.npy``, uint8), the
-heatmap of :mod:`.heatmap` at the same size (``heat.npy``, float16), the teacher's (dlib port's)
+heatmap of :mod:`fasfinder.engines.heatmap_input` at the same size (``heat.npy``, float16), the teacher's (dlib port's)
 L2-normalised embeddings of the chip and its mirror (``teacher.npy``, ``teacher_mirror.npy``) and
 ``meta.json`` (files, labels, split, source, detector). Built in shards so that two processes can
 share the work; :func:`load_cache` merges them.
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..engines.heatmap_input import FastCam, chip_to_input
 from ..faces import DetectorSettings, FaceAnalyzer, face_chip
-from .heatmap import FastCam, chip_to_input
 
 DATA_ROOT = Path(os.environ.get("FASFINDER_DATA", "/work/shared/data"))
 
@@ -146,7 +146,7 @@ CHIP_JPEG_QUALITY = 95
 def prepare_chip_file(out: Path, data_root: Path = DATA_ROOT, quality: int = CHIP_JPEG_QUALITY, progress: bool = True) -> Path:
     """Every training/validation face as dlib's aligned 150 px chip, JPEG-encoded, in one ``.npz``.
 
-    The compact input of :mod:`.train_online` (the heatmaps and teacher embeddings are computed
+    The compact input of :mod:`.heatmap_online` (the heatmaps and teacher embeddings are computed
     where the training runs, e.g. on a GPU box, from these chips): ``jpeg`` (all files' bytes
     concatenated), ``offsets`` and ``meta`` (items with identity/split/source/path, detector).
     JPEG at ``quality`` keeps the file a few tens of MB (the sources are JPEGs already).

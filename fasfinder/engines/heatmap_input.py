@@ -5,14 +5,17 @@ ResNet (``dlib-resnet-torch``) at its layer ``level2`` (8 x 8 cells on the 150 p
 the projection of the face's embedding on its own detached unit direction (the class-agnostic
 "self" target of :mod:`fasfinder.explain`), ReLU, min-max normalised to [0, 1], resized to the
 150 px chip (bilinear) and normalised again -- exactly ``explain_face(rgb, face).chip_heatmap``
-(pytorch-grad-cam 1.5.7's GradCAMPlusPlus), but computed here with the affine layers folded into
-the convolutions, gradients only from ``level2`` upwards and batched, which is several times
-faster. The chip map is then resized to the model's input (``size`` x ``size``, area
+(both maps come from :func:`fasfinder.gradcam.grad_cam_plus_plus`), but computed here with the
+affine layers folded into the convolutions, gradients only from ``level2`` upwards and batched,
+which is several times faster. The chip map is then resized to the model's input (``size`` x ``size``, area
 interpolation) like the RGB crop, which is dlib's aligned 150 px chip resized the same way, so
 pixels and heatmap stay registered. The mirror view uses the mirrored heatmap (as the training
 augmentation does when it flips an image).
 
 Teacher embeddings for distillation come out of the same forward pass.
+
+Runtime code (the heatmap engines and ``cam-vector`` use it at query time); the training code in
+:mod:`fasfinder.training` imports it so that both sides share this one definition.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from collections import OrderedDict
 import numpy as np
 
 from ..faces import CHIP_SIZE, Face, face_chip
+from ..gradcam import grad_cam_plus_plus
+from ..modelfiles import cached_model
 
 LAYER = "level2"
 HEATMAP_DEFINITION = (
@@ -44,11 +49,6 @@ def chip_to_input(chip: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(chip, (size, size), interpolation=cv2.INTER_AREA)
 
 
-def _scale(cam: np.ndarray) -> np.ndarray:
-    cam = cam - cam.min()
-    return cam / (1e-7 + cam.max())
-
-
 class FastCam:
     """Batched Grad-CAM++ (self target) + teacher descriptors from the fused dlib port."""
 
@@ -57,7 +57,7 @@ class FastCam:
     def __init__(self, model=None, layer: str = LAYER, device: str = "cpu"):
         import torch
 
-        from ..engines.dlib_torch import STAGES, load_model
+        from .dlib_torch import STAGES, load_model
 
         self.device = torch.device(device)
         self.model = (model or load_model(fused=True)).eval().to(self.device)
@@ -119,8 +119,6 @@ class FastCam:
             self._memo.clear()
 
     def _compute(self, chips: np.ndarray, batch: int) -> tuple[np.ndarray, np.ndarray]:
-        import cv2
-
         torch = self._torch
         maps, descs = [], []
         with self._lock, torch.inference_mode(False), torch.enable_grad():
@@ -135,32 +133,17 @@ class FastCam:
                 (g,) = torch.autograd.grad(target, a)
                 A = a.detach().cpu().numpy().astype(np.float32)
                 G = g.cpu().numpy().astype(np.float32)
-                g2 = G**2
-                g3 = g2 * G
-                sum_a = A.sum(axis=(2, 3), keepdims=True)
-                aij = g2 / (2 * g2 + sum_a * g3 + 1e-6)
-                aij = np.where(G != 0, aij, 0)
-                w = (np.maximum(G, 0) * aij).sum(axis=(2, 3))
-                cams = np.maximum((w[:, :, None, None] * A).sum(axis=1), 0)
-                for cam in cams:
-                    up = cv2.resize(np.float32(_scale(cam)), (CHIP_SIZE, CHIP_SIZE))
-                    maps.append(_scale(np.maximum(up, 0)))
+                maps.append(grad_cam_plus_plus(A, G, (CHIP_SIZE, CHIP_SIZE)))
                 descs.append(f0.cpu().numpy())
         if not maps:
             return np.zeros((0, CHIP_SIZE, CHIP_SIZE), np.float32), np.zeros((0, 128), np.float32)
-        return np.clip(np.stack(maps), 0, 1).astype(np.float32), np.concatenate(descs).astype(np.float32)
-
-
-_DEFAULT: FastCam | None = None
-_DEFAULT_LOCK = threading.Lock()
+        return np.concatenate(maps), np.concatenate(descs).astype(np.float32)
 
 
 def default_cam() -> FastCam:
-    global _DEFAULT
-    with _DEFAULT_LOCK:
-        if _DEFAULT is None:
-            _DEFAULT = FastCam()
-        return _DEFAULT
+    """The process-wide :class:`FastCam` (its memo is shared by every engine and dock)."""
+
+    return cached_model(("heatmap-channel", "FastCam"), FastCam)
 
 
 def face_inputs(rgb: np.ndarray, faces: list[Face], size: int, *, heatmap: bool) -> tuple[np.ndarray, np.ndarray | None]:
