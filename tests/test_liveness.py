@@ -9,13 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fasfinder import modelfiles
+from fasfinder import liveness, modelfiles
 from fasfinder.errors import ModelError, ModelIntegrityError
 from fasfinder.regions import REGION_NAMES
 
 REPO = Path(__file__).resolve().parent.parent
 
-liveness = pytest.importorskip("fasfinder.liveness")
 DLIB_CARD = "fas-nuaa-dlib"
 
 
@@ -250,3 +249,30 @@ def test_window_cam_is_zero_outside_the_window():
     assert cam.sum() == side * side  # nothing outside
     edge = paste_window(np.ones((40, 40), np.float32), -10, 120, (144, 144))  # clipped at the borders
     assert edge.sum() == 30 * 24
+
+
+@pytest.mark.parametrize("name, cls", [("fas-nuaa-wide", "FasNetEnsemble"), ("fas-nuaa-cnn", "FasNet"),
+                                       ("fas-nuaa-dlib", "DlibStatsFas")])
+def test_shipped_weights_load_into_the_module_level_networks(name, cls):
+    """The three networks are plain nn.Module classes; each shipped file's keys are exactly theirs."""
+
+    import torch
+
+    from fasfinder.liveness import networks
+
+    m = liveness.LivenessModel.from_card(name)
+    assert type(m.net) is getattr(networks, cls) and type(m.net).__module__ == "fasfinder.liveness.networks"
+    stored = torch.load(modelfiles.card_file(m.card, "weights"), map_location="cpu", weights_only=True)
+    if cls == "DlibStatsFas":  # the head is stored; the frozen trunk comes from dlib's checked .dat
+        assert set(stored) == {"mu", "sd", "weight", "bias"}
+    else:
+        assert list(stored) == list(m.net.state_dict())
+
+
+def test_importing_the_package_loads_no_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, fasfinder.liveness as l; l.face_crop, l.window_box, l.LivenessModel; "
+            "assert 'torch' not in sys.modules; l.build_network; assert 'torch' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
