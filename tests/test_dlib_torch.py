@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
-torch.set_num_threads(1)
+from fasfinder import modelfiles
+from fasfinder.engines import dlib_torch
+from fasfinder.modelfiles import dlib_file
 
-from fasfinder.engines import dlib_torch  # noqa: E402
-from fasfinder.modelfiles import dlib_file  # noqa: E402
+from .conftest import shared_data
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-LFW = SHARED_DATA / "lfw" / "images_deepfunneled"
 TOL = 1e-4
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -99,20 +97,20 @@ def test_engine_registered_and_embeds_like_dlib(astronaut_chips, dlib_ref):
 
 def test_converted_tensors_cache_roundtrip(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    monkeypatch.setattr(dlib_torch, "_CACHE", {})
+    modelfiles.forget_cached_models(dlib_torch.STATE_DICT_KEY)
     a = dlib_torch.load_model()  # converts and writes the cache
     assert list(tmp_path.rglob("dlib-resnet-torch-*.pt"))
-    monkeypatch.setattr(dlib_torch, "_CACHE", {})
+    modelfiles.forget_cached_models(dlib_torch.STATE_DICT_KEY)
     b = dlib_torch.load_model()  # reads the cache (torch.load weights_only=True)
     for (k, v), (k2, v2) in zip(a.state_dict().items(), b.state_dict().items()):
         assert k == k2 and torch.equal(v, v2)
 
 
-@pytest.mark.skipif(not LFW.is_dir(), reason=f"LFW not found at {LFW} (shared data absent)")
 def test_parity_on_lfw_sample(dlib_ref, analyzer):
     from fasfinder.faces import face_chip
     from fasfinder.imaging import load_image
 
+    LFW = shared_data("lfw") / "images_deepfunneled"
     fa = analyzer
     chips = []
     for f in sorted(LFW.glob("*/*.jpg"))[:3]:

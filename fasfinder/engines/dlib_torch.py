@@ -34,7 +34,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ..faces import Face, face_chip
-from ..modelfiles import dlib_file, sha256_file
+from ..modelfiles import cached_model, dlib_file, sha256_file
 from .base import Engine, l2_normalise
 
 ENGINE_NAME = "dlib-resnet-torch"
@@ -337,8 +337,8 @@ def state_dict_from_weights(w: DlibResNetWeights) -> dict:
     return sd
 
 
-_CACHE: dict[str, object] = {}
-_CACHE_LOCK = threading.Lock()
+#: :func:`fasfinder.modelfiles.cached_model` key kind of the converted state dicts (one per .dat path).
+STATE_DICT_KEY = "dlib-resnet-torch state dict"
 
 
 def _cached_state_dict(path: Path) -> dict:
@@ -375,12 +375,8 @@ def load_model(path: str | Path | None = None, *, fused: bool = False, cache: bo
     """
 
     path = Path(path) if path is not None else dlib_file("resnet")
-    key = str(path)
-    with _CACHE_LOCK:
-        sd = _CACHE.get(key)
-        if sd is None:
-            sd = _cached_state_dict(path) if cache else state_dict_from_weights(read_dlib_resnet(path))
-            _CACHE[key] = sd
+    sd = cached_model((STATE_DICT_KEY, str(path), cache),
+                      lambda: _cached_state_dict(path) if cache else state_dict_from_weights(read_dlib_resnet(path)))
     model = DlibResNet()
     model.load_state_dict({k: v.clone() for k, v in sd.items()})
     model.eval()
