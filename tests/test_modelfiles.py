@@ -74,3 +74,15 @@ def test_cached_model_does_not_cache_a_failure_and_allows_nested_loads():
     assert outer == ("outer", "inner")
     modelfiles.forget_cached_models("test-model")
 
+
+def test_default_models_come_from_the_cache():
+    """The product's default models are cached_model entries (one instance per process)."""
+
+    from fasfinder.engines.heatmap_input import default_cam
+    from fasfinder.explain import default_explainer
+    from fasfinder.liveness import default_liveness_model
+
+    for get in (default_cam, default_explainer, default_liveness_model):
+        assert get() is get()
+    kinds = {k[0] for k in modelfiles._models}
+    assert {"heatmap-channel", "explainer", "liveness", "dlib-resnet-torch state dict"} <= kinds

@@ -258,12 +258,10 @@ def export_ensemble(members: list[str], oof_prefixes: list[str], name: str, fold
     ``val`` and ``val_cut``) averaged over the configurations ``oof_prefixes`` (``<prefix>-f<k>``
     run folders) - training data only."""
 
-    import hashlib
-
     import torch
 
     from ..evaluation.nuaa import choose_threshold, fas_metrics
-    from ..modelfiles import models_dir
+    from ..modelfiles import file_entry, models_dir, write_card
 
     state, windows, results = {}, [], []
     for i, m in enumerate(members):
@@ -284,7 +282,6 @@ def export_ensemble(members: list[str], oof_prefixes: list[str], name: str, fold
     out_dir.mkdir(parents=True, exist_ok=True)
     weights = out_dir / f"{name}.pt"
     torch.save(state, weights)
-    sha = hashlib.sha256(weights.read_bytes()).hexdigest()
     meta = json.loads(str(np.load(st["data"], allow_pickle=True)["meta"])) if Path(st["data"]).is_file() else {"scale": 4.0, "size": 144}
     keep = st.get("keep_regions") or ""
     card = {
@@ -296,7 +293,7 @@ def export_ensemble(members: list[str], oof_prefixes: list[str], name: str, fold
                         f"{meta['size']} px; each member sees its centred window of it ({sorted(set(windows))} of the side = "
                         f"{sorted(set(round(meta['scale'] * w, 2) for w in windows))} x the face box) resized to {st['net_size']} px"
                         + (f"; everything outside the regions {keep} is black" if keep else "") + ". Output softmax index 1 = P(real)."),
-        "files": [{"name": "weights", "path": weights.name, "sha256": sha}],
+        "files": [file_entry("weights", weights)],
         "architecture": {"type": "FasNetEnsemble", "widths": [int(v) for v in st["widths"].split(",")], "windows": windows,
                          "members": [{"window": w, "seed": r["settings"]["seed"]} for w, r in zip(windows, results)],
                          "storage": "float16 (run in float32)"},
@@ -330,7 +327,7 @@ def export_ensemble(members: list[str], oof_prefixes: list[str], name: str, fold
     }
     if extra:
         card.update(extra)
-    (out_dir / f"{name}.card.json").write_text(json.dumps(card, indent=1) + "\n")
+    write_card(card, out_dir)
     return card
 
 
