@@ -85,4 +85,4 @@ def test_default_models_come_from_the_cache():
     for get in (default_cam, default_explainer, default_liveness_model):
         assert get() is get()
     kinds = {k[0] for k in modelfiles._models}
-    assert {"heatmap-channel", "explainer", "liveness", "dlib-resnet-torch state dict"} <= kinds
+    assert {"heatmap-channel", "explainer", "liveness"} <= kinds
