@@ -99,7 +99,7 @@ class LayerRecorder:
         self.passes: list[tuple[int, object]] = []
         self._handles = []
 
-    def __enter__(self) -> "LayerRecorder":
+    def __enter__(self) -> LayerRecorder:
         self.passes = []
         for i, layer in enumerate(self.layers):
             self._handles.append(layer.register_forward_hook(lambda _m, _inp, out, i=i: self.passes.append((i, out))))
@@ -121,4 +121,4 @@ class LayerRecorder:
         return [o.detach() for o in outs], [g.detach() for g in grads]
 
 
-__all__ = ["grad_cam_plus_plus", "cam_weights", "scale_map", "LayerRecorder"]
+__all__ = ["LayerRecorder", "cam_weights", "grad_cam_plus_plus", "scale_map"]

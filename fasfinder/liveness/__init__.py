@@ -93,5 +93,14 @@ __all__ = [
     "transform_points",
     "window_box",
     "window_resample",
-    *_NETWORK_NAMES,
+    # served by __getattr__ from .networks
+    "DEFAULT_WIDTHS",
+    "DLIB_CHANNELS",
+    "DLIB_STAGES",
+    "DlibStatsFas",
+    "FasNet",
+    "FasNetEnsemble",
+    "build_dlib_fas",
+    "build_ensemble",
+    "build_network",
 ]

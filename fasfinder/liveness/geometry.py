@@ -121,7 +121,7 @@ def window_resample(x, boxes, net_size: int):
     import torch
     import torch.nn.functional as F
 
-    n, c, h, w = x.shape
+    _, c, h, w = x.shape
     out = []
     for i, (x0, y0, side) in enumerate(boxes):
         pad = max(0, -x0, -y0, x0 + side - w, y0 + side - h)

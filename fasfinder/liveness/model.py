@@ -95,7 +95,7 @@ class LivenessModel:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_card(cls, name: str = DEFAULT_MODEL) -> "LivenessModel":
+    def from_card(cls, name: str = DEFAULT_MODEL) -> LivenessModel:
         return cls(load_card(name))
 
     # -- inference -----------------------------------------------------------------------
