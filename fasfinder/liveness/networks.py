@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from ..errors import ModelError
 from .geometry import to_tensor, window_box, window_resample
