@@ -16,6 +16,7 @@ import numpy as np
 from ..errors import BadArgument, ModelError
 from .ablation import ABLATION_MODES
 from .chip_models import ChipModel, chip_maps
+from .metrics import macro_f1
 from .robustness_conditions import ORIGINAL, Variant, perturb_chips
 from .robustness_data import ClosedSet, log
 from .robustness_rows import Rows, row_base
@@ -40,12 +41,6 @@ def _ncm(train_emb: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 def classify(emb: np.ndarray, ids: np.ndarray, protos: np.ndarray) -> np.ndarray:
     return ids[np.argmax(emb @ protos.T, axis=1)]
-
-
-def macro_f1(y: np.ndarray, p: np.ndarray) -> float:
-    from ..training.heatmap_train import macro_f1 as _f1
-
-    return _f1(np.asarray(y), np.asarray(p))
 
 
 def run_closed_set(models: list[ChipModel], data: ClosedSet, variants: list[Variant], rows: Rows, *,

@@ -109,3 +109,17 @@ def verification_report(scores, same, folds) -> dict:
         "tar_at_far_1e-3": round(tar_at_far(scores, same, 1e-3), 5),
         "fold_accuracy": [round(x, 4) for x in per_fold],
     }
+
+
+def macro_f1(y, p) -> float:
+    """Mean over the classes present in ``y`` of each class's F1 (0 for a class never predicted right)."""
+
+    y, p = np.asarray(y), np.asarray(p)
+    classes = np.unique(y)
+    f1 = []
+    for c in classes:
+        tp = np.sum((p == c) & (y == c))
+        fp = np.sum((p == c) & (y != c))
+        fn = np.sum((p != c) & (y == c))
+        f1.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
+    return float(np.mean(f1))

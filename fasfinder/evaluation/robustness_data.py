@@ -96,7 +96,7 @@ def load_closed_set(data_root: Path, *, max_ids: int | None = None, store_path: 
     import cv2
 
     from ..faces import DetectorSettings, FaceAnalyzer, face_chip
-    from ..training.heatmap_data import list_images
+    from .celeba import list_images
 
     data_root = Path(data_root)
     if not (data_root / "celeba_subset" / "identity_CelebA_subset.txt").is_file():

@@ -22,9 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from ..engines.heatmap_input import FastCam, chip_to_input
+from ..evaluation.celeba import DATA_ROOT, list_images
 from ..faces import DetectorSettings, FaceAnalyzer, face_chip
 
-DATA_ROOT = Path(os.environ.get("FASFINDER_DATA", "/work/shared/data"))
+__all__ = ["DATA_ROOT", "list_images"]  # the split lives with the protocols (evaluation.celeba)
 
 
 def default_cache_dir() -> Path:
@@ -34,36 +35,6 @@ def default_cache_dir() -> Path:
     from ..settings import cache_dir
 
     return cache_dir() / "heatmap_train"
-
-
-def _read_ids(path: Path) -> list[tuple[str, int]]:
-    out = []
-    for line in path.read_text().split("\n"):
-        parts = line.split()
-        if len(parts) == 2:
-            out.append((parts[0], int(parts[1])))
-    return out
-
-
-def list_images(data_root: Path = DATA_ROOT) -> list[dict]:
-    """Every training/validation image: ``{"path", "identity", "split", "source"}``."""
-
-    subset = data_root / "celeba_subset"
-    extra = data_root / "celeba_extra"
-    by_id: dict[int, list[str]] = {}
-    for name, ident in _read_ids(subset / "identity_CelebA_subset.txt"):
-        by_id.setdefault(ident, []).append(name)
-    items = []
-    for ident, names in sorted(by_id.items()):
-        names = sorted(names)
-        for k, name in enumerate(names):
-            split = "train" if k < len(names) - 2 else "val"
-            items.append({"path": str(subset / "Celeb" / name), "identity": ident, "split": split, "source": "celeba_subset"})
-    if (extra / "identity_CelebA_extra.txt").is_file():
-        for name, ident in sorted(_read_ids(extra / "identity_CelebA_extra.txt")):
-            if ident in by_id:
-                items.append({"path": str(extra / "Celeb" / name), "identity": ident, "split": "train", "source": "celeba_extra"})
-    return items
 
 
 def aligned_chips(items: list[dict], progress: bool = True, tag: str = "") -> tuple[list[dict], list[str], list[np.ndarray]]:

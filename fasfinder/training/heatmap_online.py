@@ -136,7 +136,7 @@ def validate(net, head, data: dict, variant: str, device) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from .heatmap_train import macro_f1
+    from ..evaluation.metrics import macro_f1
 
     net.eval()
     x = torch.from_numpy(data["va_crops"]).permute(0, 3, 1, 2).float().div(255.0)

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..evaluation.metrics import macro_f1
+
 
 @dataclass
 class TrainConfig:
@@ -71,17 +73,6 @@ def evaluate_closed_set(net, head, crops, heat, labels, variant, batch=128, devi
             preds.append(head.cosine(e).argmax(1).cpu().numpy())
     pred = np.concatenate(preds)
     return float((pred == labels).mean()), macro_f1(labels, pred)
-
-
-def macro_f1(y, p) -> float:
-    classes = np.unique(y)
-    f1 = []
-    for c in classes:
-        tp = np.sum((p == c) & (y == c))
-        fp = np.sum((p == c) & (y != c))
-        fn = np.sum((p != c) & (y == c))
-        f1.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
-    return float(np.mean(f1))
 
 
 def train(cfg: TrainConfig, cache_path: Path, run_dir: Path, log=print) -> dict:
