@@ -205,12 +205,7 @@ def cmd_eval(args) -> int:
     elif args.protocol == "fas":
         from .evaluation.fas import evaluate_fas
 
-        model = None
-        if args.model:
-            from .liveness import LivenessModel
-
-            model = LivenessModel.from_card(args.model)
-        out = evaluate_fas(args.nuaa, progress=progress, model=model)
+        out = evaluate_fas(args.nuaa, progress=progress, model=args.model or None)
     elif args.protocol == "calibrate":
         from .evaluation.calibrate import calibrate_engine
 

@@ -3,7 +3,6 @@
 * :func:`explain_face` -- face attention: what in this face drives its own embedding;
 * :func:`explain_match` -- per-match attention: for a query and a matched gallery face, what in
   each face made it match the other (target = cosine similarity to the other face's embedding);
-* :func:`overlay` -- a jet-coloured uint8 RGB overlay for PNGs and the GUI.
 
 Heatmaps are computed on dlib's 150x150 aligned chip (exactly what the matcher sees), then mapped
 back to the original image with the inverse of :func:`fasfinder.faces.chip_transform` (0 outside
@@ -186,30 +185,12 @@ def explain_match(
     return default_explainer().explain_match(query_rgb, query_face, gallery_rgb, gallery_face)
 
 
-def overlay(rgb: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45) -> np.ndarray:
-    """uint8 RGB image: ``rgb`` blended with the jet-coloured ``heatmap`` (H x W in [0, 1])."""
-
-    import cv2
-
-    rgb = np.asarray(rgb)
-    if rgb.ndim == 2:
-        rgb = np.stack([rgb] * 3, axis=-1)
-    rgb = rgb[..., :3].astype(np.float32)
-    hm = np.asarray(heatmap, dtype=np.float32)
-    if hm.shape != rgb.shape[:2]:
-        hm = cv2.resize(hm, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
-    colour = cv2.applyColorMap(np.uint8(np.clip(hm, 0, 1) * 255), cv2.COLORMAP_JET)[:, :, ::-1].astype(np.float32)
-    out = (1.0 - alpha) * rgb + alpha * colour
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
-
-
 __all__ = [
     "Explanation",
     "Explainer",
     "SimilarityToConceptTarget",
     "explain_face",
     "explain_match",
-    "overlay",
     "chip_to_image",
     "default_explainer",
     "DEFAULT_LAYER",

@@ -13,6 +13,7 @@ from fasfinder import explain
 from fasfinder.engines.dlib_torch import load_model
 from fasfinder.faces import FaceAnalyzer
 from fasfinder.regions import REGION_NAMES
+from fasfinder.results import overlay
 
 from .conftest import shared_data
 
@@ -189,8 +190,8 @@ def test_works_inside_inference_mode(astronaut, face_explanation):
 
 def test_overlay(astronaut, face_explanation):
     rgb, _ = astronaut
-    out = explain.overlay(rgb, face_explanation.heatmap)
+    out = overlay(rgb, face_explanation.heatmap)
     assert out.shape == rgb.shape and out.dtype == np.uint8
     assert not np.array_equal(out, rgb)
-    grey = explain.overlay(rgb[..., 0], face_explanation.heatmap, alpha=0.0)
+    grey = overlay(rgb[..., 0], face_explanation.heatmap, alpha=0.0)
     assert np.array_equal(grey[..., 0], rgb[..., 0])

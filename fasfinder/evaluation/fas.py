@@ -30,7 +30,8 @@ def evaluate_fas(
 ) -> dict:
     """Run protocol 5 and return its JSON-ready result.
 
-    ``model`` defaults to :func:`fasfinder.liveness.default_liveness_model`; ``faces`` may pass
+    ``model`` (a LivenessModel or the name of a model card) defaults to
+    :func:`fasfinder.liveness.default_liveness_model`; ``faces`` may pass
     precomputed ``{rel path: {"box", "landmarks", "detected"}}`` (as cached by
     :func:`fasfinder.evaluation.nuaa.face_cache`) to skip detection.
     """
@@ -38,12 +39,12 @@ def evaluate_fas(
     from ..errors import BadArgument
     from ..faces import Face, FaceAnalyzer
     from ..imaging import load_image
-    from ..liveness import default_liveness_model
+    from ..liveness import LivenessModel, default_liveness_model
 
     nuaa_dir = Path(nuaa_dir)
     if not (nuaa_dir / "db").is_dir():
         raise BadArgument(f"{nuaa_dir} is not a NUAA folder (no db/ inside)")
-    model = model or default_liveness_model()
+    model = LivenessModel.from_card(model) if isinstance(model, str) else (model or default_liveness_model())
     items = read_split(nuaa_dir, split)
     analyzer = FaceAnalyzer() if faces is None else None
     scores = np.zeros(len(items))
