@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -30,9 +31,13 @@ def test_every_source_package_is_declared():
 
 @pytest.mark.slow
 def test_built_wheel_installs_and_runs_outside_the_source_tree(tmp_path):
+    # build from a copy: setuptools writes build/ and *.egg-info into the folder it builds
+    src = tmp_path / "src"
+    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(".git", ".venv", "build", "dist", "out", "runs", "*.egg-info",
+                                                             "__pycache__", ".pytest_cache", ".cache", ".build-venv"))
     wheels = tmp_path / "wheels"
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                            "-w", str(wheels), str(REPO)], capture_output=True, text=True, timeout=600)
+                            "-w", str(wheels), str(src)], capture_output=True, text=True, timeout=600)
     assert build.returncode == 0, build.stdout + build.stderr
     (wheel,) = wheels.glob("fasfinder-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
