@@ -99,7 +99,7 @@ def main() -> int:
     import dlib
 
     from fasfinder.engines import get_engine
-    from fasfinder.faces import FaceAnalyzer, face_chip
+    from fasfinder.faces import FaceAnalyzer
     from fasfinder.imaging import load_image
     from fasfinder.modelfiles import dlib_file
     from fasfinder.service import FasFinder
@@ -162,7 +162,7 @@ def main() -> int:
         ts = [t for q in qs for t in timeit(lambda q=q: index.search(q[None], 5), 1)]
         scan = [t for q in qs[: args.runs] for t in timeit(lambda q=q: np.argsort(np.linalg.norm(base - q, axis=1))[:5], 1)]
         search[str(n)] = {"faiss_flat_ms_median": med(ts), "faiss_flat_ms_p99": p99(ts), "numpy_scan_ms_median": med(scan)}
-        del base, index
+        base = index = None  # freed before the next size is allocated
     report["search_single_query"] = search
 
     # -- end to end at a 1e5 gallery, and the reference pipeline, side by side ------------
@@ -193,7 +193,7 @@ def main() -> int:
     e2e["reference_face_recognition_style"] = {"ms_median": med(ts), "ms_p99": p99(ts),
                                                "what": "dlib HOG (upsample 1) + 5-point + dlib ResNet descriptor + numpy linear scan of 1e5"}
     ref = e2e["reference_face_recognition_style"]["ms_median"]
-    for k, v in e2e.items():
+    for v in e2e.values():
         v["ratio_to_reference"] = round(v["ms_median"] / ref, 3)
     report["end_to_end_single_face_query_1e5"] = e2e
 

@@ -3,7 +3,12 @@ connection changed the gallery. N random unit vectors written straight into SQLi
 
     python bench/bench_gallery_open.py 200000
 """
-import sqlite3, time, numpy as np, sys, os, shutil
+import sqlite3
+import time
+import numpy as np
+import sys
+import os
+import shutil
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 from fasfinder.gallery import Gallery
 from fasfinder.faces import Face

@@ -45,7 +45,7 @@ def seeds() -> list[tuple[str, bytes]]:
     x0, y0, x1, y1 = 175, 76, 266, 167  # the detector's box of the astronaut's face
     cx, cy, h = (x0 + x1) // 2, (y0 + y1) // 2, (x1 - x0)
     out = []
-    for i, scale in enumerate((1.0, 0.8, 1.2)):
+    for scale in (1.0, 0.8, 1.2):
         hh = int(h * scale)
         crop = cv2.resize(a[max(0, cy - hh):cy + hh, max(0, cx - hh):cx + hh], (128, 128), interpolation=cv2.INTER_AREA)
         for fmt, kw in (("JPEG", {"quality": 90}), ("JPEG", {"quality": 75, "progressive": True}), ("PNG", {})):

@@ -56,7 +56,7 @@ def demo_query(folder: Path | None = None) -> Path:
     """A photo to search the demo gallery with: an LFW photo of a demo person that is not itself
     enrolled (their third image) when LFW is present, else the astronaut."""
 
-    for label, files in demo_plan(folder=folder)[1:]:
+    for _label, files in demo_plan(folder=folder)[1:]:
         person = files[0].parent
         extra = sorted(person.glob("*.jpg"))[LFW_PER_IDENTITY:]
         if extra:

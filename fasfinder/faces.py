@@ -52,7 +52,7 @@ class DetectorSettings:
     max_side: int = 2000  # detect on a copy downscaled to this long side; boxes are mapped back
     extra: dict = field(default_factory=dict)
 
-    def validate(self) -> "DetectorSettings":
+    def validate(self) -> DetectorSettings:
         if self.detector not in ("hog", "cnn"):
             raise BadArgument(f"unknown detector {self.detector!r} (use 'hog' or 'cnn')")
         if self.upsample is not None and not 0 <= self.upsample <= 3:

@@ -22,7 +22,7 @@ import threading
 import traceback
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict
-from typing import Callable
+from collections.abc import Callable
 
 from . import errors
 from .errors import BadArgument, Cancelled, FasFinderError, ModelError
@@ -245,7 +245,7 @@ class ProcessHost(Host):
                     with self._send_lock:
                         self._conn.send(("cancel", call_id))
                 if not self.alive and not fut.done():
-                    raise FasFinderError("the inference process stopped", code="host_stopped")
+                    raise FasFinderError("the inference process stopped", code="host_stopped") from None
 
     def close(self) -> None:
         if self._proc is None:

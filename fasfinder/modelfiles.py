@@ -15,7 +15,7 @@ import json
 import os
 import sys
 import threading
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from .errors import ModelError, ModelIntegrityError
@@ -126,7 +126,7 @@ def card_file(card: dict, file_name: str) -> Path:
     raise ModelError(f"model card {card.get('name')} names no file {file_name!r}")
 
 
-@lru_cache(maxsize=None)
+@cache
 def dlib_file(file_name: str) -> Path:
     """A verified file of dlib's weights, checked against ``models/dlib-models.card.json``."""
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 import threading
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 from .errors import Cancelled
 

@@ -65,7 +65,7 @@ class Settings:
         return config_dir() / "settings.json"
 
     @classmethod
-    def load(cls) -> "Settings":
+    def load(cls) -> Settings:
         p = cls.path()
         try:
             raw = json.loads(p.read_text(encoding="utf-8")) if p.is_file() else {}

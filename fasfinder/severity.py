@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -27,7 +27,7 @@ IDENTITY = {"occlusion": 0.0, "brightness": 1.0, "noise": 0.0}
 #: Face region = face box grown by this factor around its centre (clipped to the image).
 FACE_MARGIN = 1.3
 
-_CACHE: "OrderedDict[tuple, SeverityCurves]" = OrderedDict()
+_CACHE: OrderedDict[tuple, SeverityCurves] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 _CACHE_SIZE = 32
 

@@ -7,7 +7,7 @@ factory under a stable name; :func:`get_engine` builds each one once per process
 from __future__ import annotations
 
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from ..errors import UnknownEngine
 from .base import Engine

@@ -22,7 +22,7 @@ def combine_views(plain: np.ndarray, mirrored: np.ndarray | None) -> np.ndarray:
     return plain if mirrored is None else l2_normalise(plain + mirrored)
 
 
-class Engine(ABC):
+class Engine(ABC):  # noqa: B024 - an interface whose subclasses implement embed_views or embed_faces
     """Embeds faces. Subclasses set ``name`` and ``dim`` and implement :meth:`embed_views`."""
 
     name: str = "engine"

@@ -96,7 +96,7 @@ def run_closed_set(models: list[ChipModel], data: ClosedSet, variants: list[Vari
                 protos[m.name] = _head_prototypes(m, data)
         log(f"closed set [{vi + 1}/{len(order)}] {v.key}: {', '.join(f'{m.name}({len(todo[m.name])})' for m in todo_models)}")
         chips = perturb_chips(data.val_chips, v, data.val_keys)
-        embs = embed_all(chips, todo_models, v, lambda m: todo[m.name])
+        embs = embed_all(chips, todo_models, v, lambda m, todo=todo: todo[m.name])
         for m in todo_models:
             ids, pr = protos[m.name]
             for mode in todo[m.name]:

@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import BadArgument
 
 
-def log(msg: str, t0: list[float] = [time.time()]) -> None:  # noqa: B006 (process start time)
+def log(msg: str, t0: list[float] = [time.time()]) -> None:  # noqa: B006, B008 (the process start time)
     """One progress line on stderr, stamped with the seconds since the process started."""
 
     sys.stderr.write(f"[robustness {time.time() - t0[0]:7.0f}s] {msg}\n")

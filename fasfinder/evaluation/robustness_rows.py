@@ -77,7 +77,7 @@ def aggregate(rows: list[dict], part: str, metrics: tuple[str, ...]) -> list[dic
         if r["part"] == part:
             groups.setdefault((r["engine"], r["condition"], r["mode"]), []).append(r)
     out = []
-    for (eng, cond, mode), rs in groups.items():
+    for rs in groups.values():
         rs = sorted(rs, key=lambda r: r["seed"])
         base = {k: rs[0][k] for k in ("engine", "backbone", "variant", "kind", "severity", "condition", "mode")}
         base["seeds"] = len(rs)

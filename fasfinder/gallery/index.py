@@ -124,7 +124,7 @@ class VectorIndex:
     # -- building ------------------------------------------------------------------------
     @classmethod
     def build(cls, dim: int, ids: np.ndarray, vectors: np.ndarray, *, kind: str = "flat", path: Path | None = None,
-              nlist: int | None = None, train_max: int = 131072, seed: int = 1234) -> "VectorIndex":
+              nlist: int | None = None, train_max: int = 131072, seed: int = 1234) -> VectorIndex:
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, dim)
         if kind == "ivf":
@@ -156,7 +156,7 @@ class VectorIndex:
 
     # -- persistence ---------------------------------------------------------------------
     @classmethod
-    def load(cls, dim: int, path: Path) -> "VectorIndex | None":
+    def load(cls, dim: int, path: Path) -> VectorIndex | None:
         """The index saved at ``path``, or None when it is missing, damaged or of another size."""
 
         import faiss

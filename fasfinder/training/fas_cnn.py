@@ -174,7 +174,7 @@ def main_cnn(args, argv, t_start) -> int:
         "split": "train: db/subset_client_train_raw.txt + db/subset_imposter_train_raw.txt; test: db/subset_*_test_raw.txt (BENCHMARKS.md section 5)",
         "recipe": {"optimizer": "AdamW", "lr": args.lr, "schedule": "one-cycle (20% warm-up)", "weight_decay": args.weight_decay,
                    "batch": args.batch, "dropout": args.dropout, "label_smoothing": args.label_smoothing, "seed": args.seed,
-                   "augmentation": "random shift +-%d px, horizontal flip, brightness x[0.8,1.2] +-20" % pad,
+                   "augmentation": f"random shift +-{pad:d} px, horizontal flip, brightness x[0.8,1.2] +-20",
                    "faces": "dlib HOG (FaceAnalyzer), largest face; centre box (0.5 x short side) when none is found",
                    "threads": args.threads},
         "command": cmd,
