@@ -9,7 +9,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-DATA_ROOT = Path(os.environ.get("FASFINDER_DATA", "/work/shared/data"))
+from ..modelfiles import repo_root
+
+#: ``FASFINDER_DATA``, else ``../shared/data`` beside the repository
+DATA_ROOT = Path(os.environ.get("FASFINDER_DATA") or repo_root().parent / "shared" / "data")
 
 
 def _read_ids(path: Path) -> list[tuple[str, int]]:
