@@ -59,6 +59,7 @@ def window(qtbot, gallery_setup):
     win.session.pool.wait_idle(timeout_ms=60_000, settle_ms=0)
 
 
+@pytest.mark.slow
 def test_query_shows_matches_and_selecting_a_match_updates_docks(qtbot, window, gallery_setup):
     win = window
     win.open_query(str(gallery_setup["query"]))
@@ -96,6 +97,7 @@ def test_query_shows_matches_and_selecting_a_match_updates_docks(qtbot, window, 
     assert gallery_setup["query"].name in win.history.list.item(0).text()
 
 
+@pytest.mark.slow
 def test_folder_import_shows_progress_and_cancels_cleanly(qtbot, window, gallery_setup):
     win = window
     host = gallery_setup["host"]
@@ -131,6 +133,7 @@ def test_folder_import_shows_progress_and_cancels_cleanly(qtbot, window, gallery
     qtbot.waitUntil(lambda: f"{after['images']} photos" in win.gallery.summary.text(), timeout=10_000)
 
 
+@pytest.mark.slow
 def test_unreadable_image_shows_message_and_window_keeps_working(qtbot, window, gallery_setup):
     win = window
     bad = gallery_setup["root"] / "broken.jpg"

@@ -30,6 +30,7 @@ def gallery(tmp_path_factory, astronaut):
     return root
 
 
+@pytest.mark.slow
 def test_enroll_search_history_audit(gallery):
     db = gallery / "g.db"
     code, lines, err = run("enroll", gallery / "photos", gallery / "photos" / "case-0042" / "notes.jpg",

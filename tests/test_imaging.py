@@ -159,6 +159,7 @@ def test_several_faces_all_found(enrolled, corpus):
     assert all(f.matches and f.matches[0].label == "eileen" for f in q.faces[:3])
 
 
+@pytest.mark.slow
 def test_cli_bad_inputs_give_json_errors_and_no_traceback(tmp_path, corpus):
     db = tmp_path / "cli.db"
     args = [str(corpus[k]) for k in ("truncated", "empty", "text", "noface", "unicode")]
