@@ -149,8 +149,15 @@ def cmd_export(args) -> int:
         ff.close()
     _emit(dict(summary, error=None), args.json,
           f"{summary['path']}: {summary['persons']} person(s), {summary['images']} image(s), {summary['faces']} face(s), "
-          f"sha256 {summary['sha256']}")
+          f"sha256 {summary['sha256']}, signed by {summary['signer']['name']} ({summary['signer']['fingerprint'][:16]})")
     return 0
+
+
+def _signature_text(sig: dict | None) -> str:
+    sig = sig or {}
+    who = f" by {sig.get('signer_name') or '?'} ({sig.get('signer', '')[:16]})" if sig.get("signer") else ""
+    allowed = " (accepted with --allow-unsigned)" if sig.get("allowed_by_user") else ""
+    return f"{sig.get('status', 'unknown')}{who}{allowed}"
 
 
 def cmd_import(args) -> int:
@@ -158,15 +165,35 @@ def cmd_import(args) -> int:
     try:
         for path in args.files:
             try:
-                d = dict(ff.import_archive(path), error=None)
+                d = dict(ff.import_archive(path, allow_unsigned=args.allow_unsigned), error=None)
                 human = (f"{path}: {d['images']} image(s) imported, {d['duplicates']} already enrolled, "
-                         f"{d['persons_created']} new person(s)")
+                         f"{d['persons_created']} new person(s); signature {_signature_text(d.get('signature'))}")
             except FasFinderError as exc:
                 d = {"path": path, "images": 0, "duplicates": 0, "faces": 0, "persons_created": 0, "error": exc.to_dict()}
                 human = f"{path}: {exc.code}: {exc.message}"
             _emit(d, args.json, human)
     finally:
         ff.close()
+    return 0
+
+
+def cmd_keys(args) -> int:
+    from .service import FasFinder
+
+    ff = FasFinder()  # the keys live in the user's config dir; no gallery is opened
+    if args.action == "init":
+        rows = [ff.keys_init(args.name)]
+    elif args.action == "trust":
+        rows = [ff.keys_trust(args.file, args.name)]
+    elif args.action == "untrust":
+        n = ff.keys_untrust(args.who)
+        _emit({"removed": n, "who": args.who}, args.json, f"{n} key(s) removed")
+        return 0 if n else 1
+    else:
+        rows = ff.keys_list()
+    for row in rows:
+        what = "own key" if row.get("own") else "trusted"
+        _emit(row, args.json, f"{row['name']} ({what}) fingerprint {row['fingerprint_pretty']}\n  {row['public_key']}")
     return 0
 
 
@@ -281,8 +308,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("import", help="verify and import export files (all or nothing per file)")
     sp.add_argument("files", nargs="+")
+    sp.add_argument("--allow-unsigned", action="store_true",
+                    help="also import archives that are unsigned or signed by an untrusted key (audited)")
     common(sp, engine=False)
     sp.set_defaults(func=cmd_import)
+
+    sp = sub.add_parser("keys", help="this office's signing key and the trusted keys of other offices")
+    ks = sp.add_subparsers(dest="action", metavar="ACTION", required=True)
+    k = ks.add_parser("init", help="create the office key if missing; print its public key line and fingerprint")
+    k.add_argument("--name", help="office name written in the public key line")
+    k = ks.add_parser("trust", help="trust another office's public key (a file holding its line)")
+    k.add_argument("file")
+    k.add_argument("--name", help="the office's name (default: the name in the line)")
+    k = ks.add_parser("untrust", help="stop trusting a key (name or fingerprint)")
+    k.add_argument("who")
+    ks.add_parser("list", help="the own key and the trusted keys")
+    for k in ks.choices.values():
+        k.add_argument("--json", action="store_true", help="one JSON object per key on stdout")
+    sp.set_defaults(func=cmd_keys)
 
     sp = sub.add_parser("history", help="past queries and their results")
     sp.add_argument("--limit", type=int, default=50)

@@ -9,8 +9,10 @@ keeps one list of what a front end may do.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
-from .gallery import GalleryRecord
+from .errors import BadArgument
+from .gallery import GalleryRecord, signing
 from .operations import operation
 
 
@@ -74,7 +76,52 @@ class GalleryOperations:
         return self.gallery.export(out_path, labels=labels, case_ids=case_ids)
 
     @operation
-    def import_archive(self, in_path: str | os.PathLike) -> dict:
-        """Verify an archive and import it in one transaction (all or nothing)."""
+    def import_archive(self, in_path: str | os.PathLike, allow_unsigned: bool = False) -> dict:
+        """Verify an archive and import it in one transaction (all or nothing).
 
-        return self.gallery.import_file(in_path)
+        The archive must carry a valid signature of this office or of a trusted office (errors
+        ``unsigned_archive``, ``untrusted_signer``, ``bad_signature``). ``allow_unsigned=True``
+        imports an unsigned or untrusted-signer archive anyway and records that in the audit row
+        (``details.signature``); a bad signature is always refused. The result's ``signature``
+        says what was found.
+        """
+
+        return self.gallery.import_file(in_path, allow_unsigned=bool(allow_unsigned))
+
+    # -- signing keys (one Ed25519 key pair per office; see fasfinder/gallery/signing.py) --------
+    @operation
+    def keys_init(self, name: str | None = None) -> dict:
+        """Create this office's signing key when missing (never replaces it); ``name`` sets the office name.
+
+        Returns the own key: name, fingerprint, the one-line public key to give other offices,
+        ``created`` and the private key's path (owner-only file in the config dir).
+        """
+
+        return signing.init(name)
+
+    @operation
+    def keys_trust(self, public_key: str, name: str | None = None) -> dict:
+        """Trust another office's public key (its ``fasfinder-ed25519 ...`` line, or a file holding it).
+
+        Check the returned fingerprint with that office over a second channel before relying on it.
+        """
+
+        text = str(public_key)
+        if not text.lstrip().startswith(signing.PUBLIC_PREFIX):
+            try:
+                text = Path(text).read_text(encoding="utf-8", errors="replace")
+            except OSError as exc:
+                raise BadArgument(f"{public_key}: cannot read the public key file ({exc})") from exc
+        return signing.trust(text, name)
+
+    @operation
+    def keys_untrust(self, who: str) -> int:
+        """Stop trusting the keys with this name or fingerprint; how many were removed."""
+
+        return signing.untrust(who)
+
+    @operation
+    def keys_list(self) -> list[dict]:
+        """The own signing key (when created) and every trusted office key, with fingerprints."""
+
+        return signing.list_keys()

@@ -280,7 +280,7 @@ class Gallery:
 
         return transfer.export_gallery(self, out_path, labels=labels, case_ids=case_ids)
 
-    def import_file(self, in_path: str | os.PathLike) -> dict:
+    def import_file(self, in_path: str | os.PathLike, *, allow_unsigned: bool = False) -> dict:
         """Verify and import an export file in one transaction (all or nothing); see transfer.py."""
 
-        return transfer.import_gallery(self, in_path)
+        return transfer.import_gallery(self, in_path, allow_unsigned=allow_unsigned)

@@ -1,6 +1,6 @@
 """Export / import of a gallery (or selected cases) as one file, with an integrity check.
 
-The export file is a zip archive with two members:
+The export file is a zip archive with two members (and a signature, see below):
 
 * ``records.jsonl`` -- one line per enrolled image: its person (label, case id, metadata), the
   image row (path, content sha256, size, provenance, liveness, created_at) and its faces (box,
@@ -14,8 +14,9 @@ every crop and embedding hash, sizes against the target gallery) and then insert
 **one** transaction: a damaged or tampered file is refused with a typed error
 (``GalleryError`` code ``integrity_error`` / ``import_invalid``) and leaves the gallery unchanged.
 Images whose content is already enrolled are skipped (re-importing a file is idempotent); persons
-are matched by label. The hashes detect damage and naive tampering; they are not a signature (an
-attacker who rewrites the manifest too is not detected -- move files over trusted channels).
+are matched by label. The hashes detect damage and naive tampering; authenticity comes from a third
+member, ``signature.json``: the exporting office's Ed25519 signature over the manifest, checked
+against the trusted keys on import (see :mod:`fasfinder.gallery.signing`).
 
 This module works through the gallery's public methods only (``snapshot``, ``transaction``,
 ``prepare_engines``, ``audit``, ``flush``, ``user``, ``path``) and never imports the gallery store:
@@ -34,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import GalleryError
+from . import signing
 from .stamp import now_iso
 
 FORMAT = "fasfinder-gallery-export"
@@ -141,7 +143,11 @@ def _export(gallery, out_path, *, labels=None, case_ids=None) -> dict:
                 "engines": engines, "records_file": RECORDS, "records_sha256": data_hash.hexdigest(),
                 "record_sha256": record_hashes,
             }
-            zf.writestr(MANIFEST, json.dumps(manifest, indent=1, sort_keys=True))
+            manifest_bytes = json.dumps(manifest, indent=1, sort_keys=True).encode("utf-8")
+            zf.writestr(MANIFEST, manifest_bytes)
+            # the office's signature over the manifest (which hashes all content); see signing.py
+            signature, signer = signing.sign_manifest(manifest_bytes)
+            zf.writestr(signing.SIGNATURE, signature)
     except BaseException:
         if tmp.exists():
             tmp.unlink()
@@ -151,7 +157,8 @@ def _export(gallery, out_path, *, labels=None, case_ids=None) -> dict:
     os.replace(tmp, out_path)
     file_sha = _file_sha(out_path)
     summary = {"path": str(out_path), "persons": len(persons), "images": len(record_hashes), "faces": n_faces,
-               "engines": engines, "sha256": file_sha, "filters": {"labels": labels, "case_ids": case_ids}}
+               "engines": engines, "sha256": file_sha, "filters": {"labels": labels, "case_ids": case_ids},
+               "signer": signer}
     gallery.audit("gallery.export", summary)
     return summary
 
@@ -253,8 +260,12 @@ def _decode_record(rec: dict, engines: dict, path: Path, n: int) -> dict:
         raise _integrity(f"{path}: record {n} is malformed ({type(exc).__name__}: {exc})") from exc
 
 
-def import_gallery(gallery, in_path) -> dict:
-    """Verify ``in_path`` completely, then import it in one transaction."""
+def import_gallery(gallery, in_path, *, allow_unsigned: bool = False) -> dict:
+    """Verify ``in_path`` completely, then import it in one transaction.
+
+    The archive must be signed by the own office or a trusted key (see signing.py); with
+    ``allow_unsigned`` an unsigned or untrusted-signer archive is imported and its audit row says so.
+    """
 
     path = Path(in_path)
     zf, manifest = _open_archive(path)
@@ -267,9 +278,11 @@ def import_gallery(gallery, in_path) -> dict:
         for rec in _records(zf, manifest, path):
             n += 1
             _decode_record(rec, engines, path, n)
+        # Authenticity, once the content is known to match its manifest.
+        verdict = _check_signature(zf, path, allow_unsigned)
         # Pass 2: insert in one transaction (records re-verified as they are read).
         stats = {"path": str(path), "images": 0, "duplicates": 0, "faces": 0, "persons_created": 0,
-                 "sha256": _file_sha(path)}
+                 "sha256": _file_sha(path), "signature": verdict}
         with gallery.transaction() as conn:
             n = 0
             for rec in _records(zf, manifest, path):
@@ -316,3 +329,22 @@ def import_gallery(gallery, in_path) -> dict:
         # Committed: bring the indexes in step (adds exactly the new face ids).
         gallery.flush()
     return stats
+
+
+def _check_signature(zf: zipfile.ZipFile, path: Path, allow_unsigned: bool) -> dict:
+    def member(name: str, limit: int) -> bytes:
+        with zf.open(name) as fh:
+            data = fh.read(limit + 1)
+        if len(data) > limit:
+            raise _invalid(f"{path}: {name} is larger than {limit} bytes")
+        return data
+
+    try:
+        manifest_bytes = member(MANIFEST, 1 << 28)
+        names = set(zf.namelist())
+        signature = member(signing.SIGNATURE, 1 << 16) if signing.SIGNATURE in names else None
+    except GalleryError:
+        raise
+    except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, ValueError, zlib_error()) as exc:
+        raise _integrity(f"{path}: damaged export file ({type(exc).__name__}: {exc})") from exc
+    return signing.verify(manifest_bytes, signature, allow_unsigned=allow_unsigned, where=str(path))
