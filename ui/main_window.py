@@ -19,7 +19,7 @@ from .docks.matches import MatchesDock
 from .docks.regions import RegionDock
 from .docks.severity import SeverityDock
 from .image_view import ImageView
-from .qtutil import error_text
+from .qtutil import error_text, plain, plain_tip
 from .session import Session
 from .settings_dialog import SettingsDialog
 
@@ -59,7 +59,7 @@ class MainWindow(QMainWindow):
         lay = QVBoxLayout(central)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(0)
-        self.banner = QLabel("")
+        self.banner = plain(QLabel(""))  # error messages quote file names
         self.banner.setObjectName("errorBanner")
         self.banner.setWordWrap(True)
         self.banner.setVisible(False)
@@ -81,7 +81,7 @@ class MainWindow(QMainWindow):
         self._default_state = self.saveState(STATE_VERSION)
 
         self._actions()
-        self.status_info = QLabel("")
+        self.status_info = plain(QLabel(""))
         self.statusBar().addPermanentWidget(self.status_info)
 
         self.view.face_clicked.connect(self.session.select_face)
@@ -188,7 +188,7 @@ class MainWindow(QMainWindow):
         live = "liveness: on" if not info.liveness_unavailable else "liveness: n/a"
         self.status_info.setText(f"{Path(info.gallery).name} \u00b7 {c['persons']} persons \u00b7 {c['images']} photos"
                                  f" \u00b7 {info.engine} \u00b7 {live}")
-        self.status_info.setToolTip(f"{info.gallery}\n{info.liveness_unavailable or 'liveness model installed'}")
+        self.status_info.setToolTip(plain_tip(f"{info.gallery}\n{info.liveness_unavailable or 'liveness model installed'}"))
 
     def _maybe_offer_demo(self, info) -> None:
         self._show_info(info)
@@ -275,7 +275,10 @@ class MainWindow(QMainWindow):
         try:
             new.save()
         except OSError as exc:
-            QMessageBox.warning(self, "Settings", f"Could not save the settings: {exc}")
+            box = QMessageBox(QMessageBox.Icon.Warning, "Settings", f"Could not save the settings: {exc}",
+                              QMessageBox.StandardButton.Ok, self)
+            box.setTextFormat(Qt.TextFormat.PlainText)  # the error quotes a path
+            box.exec()
             return
         self.apply_settings(new)
 

@@ -1,11 +1,20 @@
-"""Small Qt helpers: numpy RGB <-> QPixmap, face crops for display, error text."""
+"""Small Qt helpers: numpy RGB <-> QPixmap, face crops for display, error text, plain-text display.
+
+User data (labels, case ids, file names, metadata, error messages that quote them) is shown as
+plain text everywhere: Qt renders a QLabel, a tooltip or a message box whose text merely *looks*
+like HTML as HTML, so a label ``<img src=...>`` would show a local picture. :func:`plain` sets a
+label to plain text, :func:`plain_tip` escapes a tooltip, :func:`confirm` asks in a plain-text box.
+Item-view texts (QListWidgetItem, QTreeWidgetItem) and window titles are plain text in Qt already.
+"""
 
 from __future__ import annotations
+
+import html
 
 import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage, QPixmap
-from PySide6.QtWidgets import QLabel, QSizePolicy
+from PySide6.QtWidgets import QLabel, QMessageBox, QSizePolicy
 
 
 def to_qimage(rgb: np.ndarray) -> QImage:
@@ -30,6 +39,29 @@ def face_window(shape, box, margin: float = 1.6) -> tuple[int, int, int, int]:
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     half = max(x1 - x0, y1 - y0) * margin / 2
     return max(0, int(cy - half)), max(0, int(cx - half)), min(h, int(cy + half)), min(w, int(cx + half))
+
+
+def plain(*labels: QLabel) -> QLabel:
+    """Show these labels' text literally, never as HTML; returns the first (for chaining)."""
+
+    for label in labels:
+        label.setTextFormat(Qt.TextFormat.PlainText)
+    return labels[0]
+
+
+def plain_tip(text: str) -> str:
+    """A tooltip that shows ``text`` literally: escaped into rich text (line breaks kept)."""
+
+    return "<p style='white-space:pre'>" + html.escape(str(text)).replace("\n", "<br>") + "</p>"
+
+
+def confirm(parent, title: str, text: str) -> bool:
+    """Yes/No question with the text shown literally (QMessageBox.question would render HTML)."""
+
+    box = QMessageBox(QMessageBox.Icon.Question, title, text,
+                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, parent)
+    box.setTextFormat(Qt.TextFormat.PlainText)
+    return box.exec() == QMessageBox.StandardButton.Yes
 
 
 def error_text(exc) -> str:
@@ -61,6 +93,7 @@ class ImageLabel(QLabel):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setWordWrap(True)
         self.setObjectName("imageLabel")
+        self.setTextFormat(Qt.TextFormat.PlainText)  # placeholders may quote file names or errors
         self.clear_image(placeholder)
 
     def set_image(self, rgb: np.ndarray | None) -> None:

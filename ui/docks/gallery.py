@@ -8,10 +8,10 @@ from pathlib import Path
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QDockWidget, QFileDialog, QFormLayout, QHBoxLayout, QHeaderView, QLabel,
-                               QLineEdit, QListView, QListWidget, QListWidgetItem, QMessageBox, QPlainTextEdit,
+                               QLineEdit, QListView, QListWidget, QListWidgetItem, QPlainTextEdit,
                                QProgressBar, QPushButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
-from ..qtutil import error_text, to_pixmap
+from ..qtutil import confirm as ask, error_text, plain, plain_tip, to_pixmap
 
 ROLE = Qt.ItemDataRole.UserRole + 1
 
@@ -30,6 +30,7 @@ class PersonDialog(QDialog):
         form.addRow("Metadata (JSON)", self.meta)
         self.error = QLabel("")
         self.error.setObjectName("error")
+        plain(self.error)  # quotes the user's metadata
         form.addRow(self.error)
         box = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         box.accepted.connect(self._accept)
@@ -113,6 +114,7 @@ class GalleryDock(QDockWidget):
         self.progress_text.setObjectName("hint")
         self.progress_text.setWordWrap(True)
         lay.addWidget(self.progress_text)
+        plain(self.summary, self.progress_text)  # file names, labels and error messages: never HTML
         self.setWidget(w)
         session.gallery_changed.connect(self.refresh)
 
@@ -128,11 +130,11 @@ class GalleryDock(QDockWidget):
         for rec in records:
             top = QTreeWidgetItem([rec.label, rec.case_id or "", str(len(rec.images))])
             top.setData(0, ROLE, ("person", rec))
-            top.setToolTip(0, rec.label)
+            top.setToolTip(0, plain_tip(rec.label))
             for im in rec.images:
                 child = QTreeWidgetItem([Path(im["path"]).name, "", ""])
                 child.setData(0, ROLE, ("image", im, rec))
-                child.setToolTip(0, im["path"])
+                child.setToolTip(0, plain_tip(im["path"]))
                 top.addChild(child)
             n_img += len(rec.images)
             self.tree.addTopLevelItem(top)
@@ -156,7 +158,7 @@ class GalleryDock(QDockWidget):
         paths = [im["path"] for im in rec.images][:12]
         for p in paths:
             it = QListWidgetItem(Path(p).name[:14])
-            it.setToolTip(p)
+            it.setToolTip(plain_tip(p))
             self.photos.addItem(it)
         pid = rec.person_id
         self.session.call("thumbnails", paths, 96, on_result=lambda th, pid=pid: self._thumbs(pid, th))
@@ -190,8 +192,7 @@ class GalleryDock(QDockWidget):
             what, method, key = f"the person \u201c{data[1].label}\u201d and all their photos", "delete_person", data[1].person_id
         else:
             what, method, key = f"the photo {Path(data[1]['path']).name}", "delete_image", data[1]["id"]
-        if confirm and QMessageBox.question(self, "Delete", f"Delete {what} from the gallery?") != \
-                QMessageBox.StandardButton.Yes:
+        if confirm and not ask(self, "Delete", f"Delete {what} from the gallery?"):
             return
         self.session.call(method, key, on_result=lambda _v: self._changed("Deleted."))
 

@@ -7,7 +7,7 @@ from PySide6.QtWidgets import QComboBox, QDockWidget, QHBoxLayout, QLabel, QSlid
 
 from fasfinder.results import overlay
 
-from ..qtutil import ImageLabel, error_text, face_window, is_unavailable
+from ..qtutil import ImageLabel, error_text, face_window, is_unavailable, plain
 
 SOURCES = [
     ("face", "Recognition \u2013 face attention"),
@@ -47,7 +47,7 @@ class HeatmapDock(QDockWidget):
         lay.addLayout(row2)
         self.view = ImageLabel("Select a face to see where the model looks.", 140)
         lay.addWidget(self.view, 1)
-        self.status = QLabel("")
+        self.status = plain(QLabel(""))
         self.status.setWordWrap(True)
         self.status.setObjectName("hint")
         lay.addWidget(self.status)

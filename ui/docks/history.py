@@ -7,6 +7,8 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QDockWidget, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
 
+from ..qtutil import plain, plain_tip
+
 ROLE = Qt.ItemDataRole.UserRole + 1
 
 
@@ -42,6 +44,7 @@ class HistoryDock(QDockWidget):
         self.status.setObjectName("hint")
         self.status.setWordWrap(True)
         lay.addWidget(self.status)
+        plain(self.status)  # quotes file names and labels: never HTML
         self.setWidget(w)
         session.history_changed.connect(self.refresh)
         session.gallery_changed.connect(self.refresh)
@@ -54,7 +57,7 @@ class HistoryDock(QDockWidget):
         for e in entries:
             item = QListWidgetItem(summary(e))
             item.setData(ROLE, e)
-            item.setToolTip(f"{e['query_path']}\nby {e['user']} with {e['engine']}")
+            item.setToolTip(plain_tip(f"{e['query_path']}\nby {e['user']} with {e['engine']}"))
             self.list.addItem(item)
         self.status.setText(f"{len(entries)} past queries" if entries else "No queries yet.")
 

@@ -9,7 +9,7 @@ from PySide6.QtWidgets import (QDockWidget, QGridLayout, QLabel, QListWidget, QL
 
 from fasfinder.results import overlay
 
-from ..qtutil import ImageLabel, error_text, face_window, is_unavailable, to_pixmap
+from ..qtutil import ImageLabel, error_text, face_window, is_unavailable, plain, plain_tip, to_pixmap
 
 ROLE_MATCH = Qt.ItemDataRole.UserRole + 1
 
@@ -62,6 +62,7 @@ class MatchesDock(QDockWidget):
         self.explain_status.setObjectName("hint")
         grid.addWidget(self.explain_status, 2, 0, 1, 2)
         lay.addLayout(grid, 2)
+        plain(self.header, self.q_caption, self.c_caption, self.explain_status)  # labels and errors: never HTML
         self.setWidget(w)
         session.face_selected.connect(self._on_face)
         session.result_changed.connect(self._on_result)
@@ -97,7 +98,7 @@ class MatchesDock(QDockWidget):
         for m in fr.matches:
             item = QListWidgetItem(match_text(m))
             item.setData(ROLE_MATCH, m)
-            item.setToolTip(f"{m.label}\n{m.image}\nface id {m.face_id}")
+            item.setToolTip(plain_tip(f"{m.label}\n{m.image}\nface id {m.face_id}"))
             self.list.addItem(item)
         gen = self._gen
         ids = [m.face_id for m in fr.matches]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QDockWidget, QLabel, QVBoxLayout, QWidget
@@ -73,7 +75,7 @@ class RegionDock(QDockWidget):
 
     def _update_status(self) -> None:
         parts = [f"<span style='color:{SERIES[k][1]}'>\u25a0</span> {SERIES[k][0]}" for k in self._values]
-        parts += list(self._notes.values())
+        parts += [html.escape(n) for n in self._notes.values()]  # rich text on purpose; error texts escaped
         self.status.setText(" &nbsp; ".join(parts))
 
     def values(self, kind: str) -> dict | None:

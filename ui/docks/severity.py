@@ -8,7 +8,7 @@ from PySide6.QtWidgets import (QComboBox, QDockWidget, QHBoxLayout, QLabel, QPro
 
 from fasfinder.service import SEVERITY_SWEEPS
 
-from ..qtutil import error_text, is_unavailable
+from ..qtutil import error_text, is_unavailable, plain
 
 KINDS = [("occlusion", "Occlusion (area fraction)"), ("brightness", "Brightness (factor)"), ("noise", "Noise (\u03c3)")]
 TICKS = {"occlusion": (0.2, 0.1), "brightness": (0.2, 0.1), "noise": (0.1, 0.05)}  # (major, minor) x tick spacing
@@ -59,7 +59,7 @@ class SeverityDock(QDockWidget):
             p.getAxis("bottom").setTickSpacing(*TICKS[kind])  # few labels: the noise plot is the narrowest
             self.plots[kind] = p
         lay.addWidget(self.graphs, 1)
-        self.status = QLabel("Computed on demand for the selected face (about 20 re-embeddings).")
+        self.status = plain(QLabel("Computed on demand for the selected face (about 20 re-embeddings)."))
         self.status.setWordWrap(True)
         self.status.setObjectName("hint")
         lay.addWidget(self.status)
