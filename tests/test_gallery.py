@@ -177,7 +177,7 @@ def test_index_repair_after_sqlite_changed_behind_its_back(tmp_path, filled):
     raw.close()
     with Gallery(db) as g3:
         g3.index_info(ENGINE)
-        assert g3.last_repair["method"] == "id comparison" and g3.last_repair["stale"] == 1
+        assert g3.last_repair["method"] == "content comparison" and g3.last_repair["stale"] == 1
         rep = g3.verify_index(ENGINE)
         assert rep["consistent"] and rep["index_faces"] == 28
         assert ids[6] not in ids_of(g3.search(ENGINE, vecs[6], 30)[0])

@@ -36,18 +36,35 @@ def face_crop(rgb: np.ndarray, face: Face) -> tuple[bytes, list[float]]:
     return buf.tobytes(), [bx0, by0, bx1, by1]
 
 
+#: Most pixels a stored crop may decode to (the crops written here are CROP_SIDE x CROP_SIDE; one
+#: from an archive or an older version may be larger, a decompression bomb never).
+CROP_MAX_PIXELS = 16 * CROP_SIDE * CROP_SIDE
+#: Most bytes of a stored crop.
+CROP_MAX_BYTES = 4 * 1024 * 1024
+
+
 def decode_crop(blob: bytes) -> np.ndarray:
-    """The RGB pixels of a stored crop."""
+    """The RGB pixels of a stored crop, decoded by :func:`fasfinder.imaging.load_image` (its checks:
+    format, size read from the header before decoding, truncation) under CROP_MAX_PIXELS and the
+    user's ``FASFINDER_MAX_PIXELS``. A bad crop is GalleryError code ``bad_crop``."""
 
-    import cv2
+    from ..errors import ImageError
+    from ..imaging import load_image, max_pixels_setting
 
-    arr = cv2.imdecode(np.frombuffer(blob, np.uint8), cv2.IMREAD_COLOR)
-    return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
+    if not isinstance(blob, (bytes, bytearray, memoryview)) or not blob or len(blob) > CROP_MAX_BYTES:
+        raise GalleryError("stored face crop is empty, not bytes or over the size limit", code="bad_crop")
+    try:
+        return load_image(bytes(blob), max_pixels=min(CROP_MAX_PIXELS, max_pixels_setting()),
+                          max_bytes=CROP_MAX_BYTES).pixels
+    except ImageError as exc:
+        raise GalleryError(f"stored face crop refused ({exc.code}: {exc})", code="bad_crop") from exc
 
 
 def landmarks_in_crop(landmarks: np.ndarray, crop_box, crop_width: int) -> np.ndarray:
     """Image-coordinate landmarks mapped into a crop of ``crop_width`` px cut at ``crop_box``."""
 
-    bx0, by0, bx1, _by1 = crop_box
+    bx0, by0, bx1, _by1 = (float(v) for v in crop_box)
+    if not np.isfinite([bx0, by0, bx1]).all() or not bx1 > bx0:
+        raise GalleryError(f"stored crop box {list(crop_box)} is degenerate", code="bad_crop")
     scale = crop_width / (bx1 - bx0)
     return ((landmarks - np.array([bx0, by0], np.float32)) * scale).astype(np.float32)

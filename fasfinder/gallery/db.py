@@ -19,8 +19,10 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import stat
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,26 +39,63 @@ class GalleryDB:
         self.path = Path(path)
         self.lock = threading.RLock()
         self._reading = False  # a read snapshot begun by snapshot() is open
+        #: Opened read-only (the file or its folder is not writable): searches work; nothing is written
+        #: (no index save, no audit or history row); every write transaction raises code ``read_only``.
+        self.read_only = is_read_only(self.path)
+        old_umask = os.umask(0o077)  # whatever SQLite creates while opening (-wal, -shm) is owner-only
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            if not self.path.exists():
-                # Owner-only permissions from the first byte (SQLite gives -wal/-shm the same mode).
-                fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
-                os.close(fd)
-            self.conn = sqlite3.connect(str(self.path), timeout=30.0, check_same_thread=False, isolation_level=None)
-            self.conn.row_factory = sqlite3.Row
-            self.conn.execute("PRAGMA busy_timeout=30000")
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=FULL")
-            # No PRAGMA or plugin of sqlite-utils' own on this connection: the triggers behave as written.
-            self.sql = sqlite_utils.Database(self.conn, recursive_triggers=False, execute_plugins=False)
-            self._migrate()
-            self.conn.execute("PRAGMA foreign_keys=ON")
-            self.conn.executescript(SCHEMA)
-            self.sql["meta"].insert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key", ignore=True)
+            if self.read_only:
+                self._open_read_only()
+            else:
+                self._open_read_write()
         except sqlite3.DatabaseError as exc:
             raise GalleryError(f"{self.path}: not a FASFinder gallery or damaged ({exc})") from exc
+        finally:
+            os.umask(old_umask)
         self.secure_files()
+
+    def _connect(self, target: str, uri: bool = False) -> None:
+        self.conn = sqlite3.connect(target, timeout=30.0, check_same_thread=False, isolation_level=None, uri=uri)
+        self.conn.row_factory = sqlite3.Row
+        self.conn.execute("PRAGMA busy_timeout=30000")
+
+    def _open_read_write(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.exists():
+            # Owner-only permissions from the first byte (SQLite gives -wal/-shm the same mode).
+            fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
+            os.close(fd)
+        self._connect(str(self.path))
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=FULL")
+        # No PRAGMA or plugin of sqlite-utils' own on this connection: the triggers behave as written.
+        self.sql = sqlite_utils.Database(self.conn, recursive_triggers=False, execute_plugins=False)
+        self._migrate()
+        self.conn.execute("PRAGMA foreign_keys=ON")
+        self.conn.executescript(SCHEMA)
+        self.sql["meta"].insert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key", ignore=True)
+        if not self.meta("gallery_id"):  # the identity the FAISS index files carry (index.py)
+            self.sql["meta"].insert({"key": "gallery_id", "value": uuid.uuid4().hex}, pk="key", ignore=True)
+
+    def _open_read_only(self) -> None:
+        """``mode=ro`` (``immutable=1`` when the folder is read-only too: SQLite cannot make its -shm)."""
+
+        if not self.path.is_file():
+            raise sqlite3.DatabaseError("no such gallery file (and its folder is read-only)")
+        folder_writable = _writable(self.path.parent)
+        target = f"{self.path.resolve().as_uri()}?{'mode=ro' if folder_writable else 'immutable=1'}"
+        self._connect(target, uri=True)
+        self.sql = sqlite_utils.Database(self.conn, recursive_triggers=False, execute_plugins=False)
+        if self.meta("schema_version") != str(SCHEMA_VERSION):
+            raise sqlite3.DatabaseError(f"read-only gallery of schema version {self.meta('schema_version')} "
+                                        f"(this version needs {SCHEMA_VERSION}: open it writable once to migrate)")
+        self.conn.execute("PRAGMA foreign_keys=ON")
+
+    @property
+    def gallery_id(self) -> str:
+        """This gallery's random identity (meta ``gallery_id``, made at creation / first open)."""
+
+        return self.meta("gallery_id") or ""
 
     def _migrate(self) -> None:
         """Version 1 -> 2: rebuild persons/images/faces with AUTOINCREMENT ids (foreign keys off)."""
@@ -84,8 +123,9 @@ class GalleryDB:
 
         for side in (self.path, Path(str(self.path) + "-wal"), Path(str(self.path) + "-shm")):
             try:
-                if side.exists() and (side.stat().st_mode & 0o077):
-                    os.chmod(side, 0o600)
+                mode = side.stat().st_mode if side.exists() else 0
+                if mode & 0o077:  # strip group/other, keep the owner's bits (a read-only file stays read-only)
+                    os.chmod(side, stat.S_IMODE(mode) & 0o700)
             except OSError:
                 pass
 
@@ -146,6 +186,21 @@ class GalleryDB:
         return int(row[0]) if row else 0
 
 
+def _writable(path: Path) -> bool:
+    """Writable by its mode bits and for this process (root ignores the bits, a 0444 file still means read-only)."""
+
+    try:
+        return bool(path.stat().st_mode & stat.S_IWUSR) and os.access(path, os.W_OK)
+    except OSError:
+        return False
+
+
+def is_read_only(path: Path) -> bool:
+    """An existing gallery file that this process may not write, or whose folder it may not write."""
+
+    return path.exists() and not (_writable(path) and _writable(path.parent))
+
+
 class _Transaction:
     """The lock, then ``BEGIN IMMEDIATE`` ... ``COMMIT`` / ``ROLLBACK`` (a savepoint when nested)."""
 
@@ -157,6 +212,9 @@ class _Transaction:
         self.db.lock.acquire()
         try:
             conn = self.db.conn
+            if self.db.read_only:
+                raise GalleryError(f"{self.db.path}: the gallery is read-only (opened without write access)",
+                                   code="read_only")
             if self.db._reading:
                 raise GalleryError("cannot write inside a read snapshot of the gallery")
             if conn.in_transaction:

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
+import sqlite3
 
+from ..errors import GalleryError
 from .audit import AuditLog
 from .db import GalleryDB
 from .stamp import now_iso
+
+log = logging.getLogger("fasfinder.gallery")
 
 
 class QueryHistory:
@@ -15,10 +20,25 @@ class QueryHistory:
     def __init__(self, db: GalleryDB, audit: AuditLog):
         self.db = db
         self.audit = audit
+        self.last_error: str | None = None
 
-    def record(self, *, query_path: str, query_sha256: str | None, engine: str, results: dict) -> int:
-        """Store one query and its results; return its id."""
+    def record(self, *, query_path: str, query_sha256: str | None, engine: str, results: dict) -> int | None:
+        """Store one query and its results; return its id.
 
+        None, logged (``last_error`` says why), when it cannot be written: a read-only gallery or a
+        failed write (disk full): the search it belongs to has answered and must not fail for it.
+        """
+
+        try:
+            return self._record(query_path=query_path, query_sha256=query_sha256, engine=engine, results=results)
+        except (OSError, sqlite3.OperationalError, GalleryError) as exc:
+            if isinstance(exc, GalleryError) and exc.code not in ("read_only", "gallery_error"):
+                raise
+            self.last_error = f"the query was not recorded in the history ({exc})"
+            log.warning("%s: %s", self.db.path, self.last_error)
+            return None
+
+    def _record(self, *, query_path: str, query_sha256: str | None, engine: str, results: dict) -> int:
         with self.db.transaction() as conn:
             cur = conn.execute(
                 "INSERT INTO queries(created_at, user, query_path, query_sha256, engine, results) VALUES (?, ?, ?, ?, ?, ?)",

@@ -13,9 +13,10 @@ On disk an index is one file written atomically (temporary file, fsync, ``os.rep
 
     b"FASIDX1\\n" | 8-byte little-endian header length | header JSON | faiss.serialize_index bytes
 
-The header holds the index kind, dimension, the gallery generation (``gen``, a counter SQLite
-triggers bump on every change of the embeddings table) the index reflects, and the sha256 of the
-payload. A file whose checksum fails is never handed to FAISS (a damaged FAISS file can crash the
+The header holds the index kind, dimension, the identity of its gallery (``gallery_id``, the random
+id in the gallery's meta table: an index beside a gallery it was not built for is rebuilt, see
+vectors.py), the gallery generation (``gen``, a counter SQLite triggers bump on every change of the
+embeddings table) the index reflects, and the sha256 of the payload. A file whose checksum fails is never handed to FAISS (a damaged FAISS file can crash the
 process instead of raising); it is rebuilt from SQLite instead.
 """
 
@@ -106,6 +107,7 @@ class VectorIndex:
         self.path = Path(path) if path else None
         self.kind = kind
         self.gen = -1  # gallery generation this index reflects (-1: unknown)
+        self.gallery_id = ""  # identity of the gallery it was built for ("" : unknown / older file)
         self.trained_on = 0
         if kind == "flat":
             self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
@@ -187,6 +189,7 @@ class VectorIndex:
         idx.path = path
         idx.kind = header["kind"]
         idx.gen = int(header.get("gen", -1))
+        idx.gallery_id = str(header.get("gallery_id") or "")
         idx.trained_on = int(header.get("trained_on", 0))
         idx.dirty = False
         idx._owner = loaded  # the deserialised object owns the C++ index: keep it alive with the downcast view
@@ -214,7 +217,7 @@ class VectorIndex:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         payload = faiss.serialize_index(self._index)
         header = json.dumps({
-            "kind": self.kind, "dim": self.dim, "gen": self.gen, "ntotal": self.ntotal, "nlist": self.nlist,
+            "kind": self.kind, "dim": self.dim, "gen": self.gen, "gallery_id": self.gallery_id, "ntotal": self.ntotal, "nlist": self.nlist,
             "nprobe": self.nprobe, "trained_on": self.trained_on, "payload_bytes": int(payload.nbytes),
             "sha256": hashlib.sha256(payload.data).hexdigest(),
         }, sort_keys=True).encode("utf-8")
@@ -261,6 +264,29 @@ class VectorIndex:
             if n:
                 parts.append(faiss.rev_swig_ptr(invlists.get_ids(lst), n).astype(np.int64))
         return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+    def contents(self) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) the index holds, ordered by id (for a content comparison with SQLite)."""
+
+        import faiss
+
+        if self.kind == "flat":
+            ids = self.ids()
+            vecs = faiss.downcast_index(self._index.index).reconstruct_n(0, self.ntotal) if len(ids) else \
+                np.zeros((0, self.dim), np.float32)
+        else:
+            invlists = self._index.invlists
+            id_parts, vec_parts = [], []
+            for lst in range(self.nlist):
+                n = invlists.list_size(lst)
+                if n:
+                    id_parts.append(faiss.rev_swig_ptr(invlists.get_ids(lst), n).astype(np.int64))
+                    codes = faiss.rev_swig_ptr(invlists.get_codes(lst), n * invlists.code_size)
+                    vec_parts.append(np.frombuffer(codes.tobytes(), np.float32).reshape(n, self.dim))
+            ids = np.concatenate(id_parts) if id_parts else np.zeros(0, np.int64)
+            vecs = np.concatenate(vec_parts) if vec_parts else np.zeros((0, self.dim), np.float32)
+        order = np.argsort(ids, kind="stable")
+        return ids[order], np.asarray(vecs, np.float32).reshape(-1, self.dim)[order]
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         if len(ids) == 0:

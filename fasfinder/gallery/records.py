@@ -18,7 +18,7 @@ from .audit import AuditLog
 from .crops import face_crop
 from .db import GalleryDB
 from .stamp import now_iso
-from .vectors import Vectors
+from .vectors import Vectors, check_embeddings
 
 
 @dataclass
@@ -170,9 +170,8 @@ class Records:
             vecs = np.asarray(vecs, dtype=np.float32)
             if vecs.ndim != 2 or len(vecs) != len(faces):
                 raise GalleryError(f"engine {engine}: {len(vecs)} embeddings for {len(faces)} faces")
-            if not np.all(np.isfinite(vecs)):
-                raise GalleryError(f"engine {engine}: embeddings hold NaN or infinite values")
-            vec_by_engine[engine] = vecs
+            # size (against the gallery's, below), finite, unit length: refused, never re-normalised
+            vec_by_engine[engine] = check_embeddings(engine, vecs, code="bad_argument", where=path)
         with self.db.lock:
             # Open (and sync) each index *before* the commit, so the new faces are added exactly once.
             for engine, vecs in vec_by_engine.items():
@@ -229,7 +228,10 @@ class Records:
         d = dict(row)
         d["box"] = json.loads(d["box"])
         d["crop_box"] = json.loads(d["crop_box"])
-        d["landmarks"] = np.frombuffer(d["landmarks"], np.float32).reshape(-1, 2).copy()
+        lm = d["landmarks"]
+        if not isinstance(lm, bytes) or len(lm) % 8:
+            raise GalleryError(f"face {face_id}: stored landmarks are malformed", code="bad_crop")
+        d["landmarks"] = np.frombuffer(lm, np.float32).reshape(-1, 2).copy()
         return d
 
     def counts(self) -> dict:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import GalleryError
 from .audit import AuditLog
-from .vectors import Vectors
+from .vectors import NORM_TOL, Vectors
+
+log = logging.getLogger("fasfinder.gallery")
 
 
 @dataclass
@@ -29,9 +33,15 @@ def search(vectors: Vectors, audit: AuditLog | None, engine: str, queries: np.nd
     Thread-safe and safe against other processes changing the gallery: the index is re-synced
     when SQLite's generation moved, and every hit is looked up in SQLite in the same locked
     section (a face deleted meanwhile is dropped, never returned).
+
+    Similarities are never above 1: the indexes hold unit vectors only (vectors.py); a score above
+    1 + NORM_TOL (a vector that is not unit length) drops the hit with a warning, and the rest are
+    clipped to [-1, 1]. The audit row of a read-only gallery is not written, and one that cannot be
+    written (disk full) is logged: the search still answers (``vectors.last_write_error`` says why).
     """
 
     db = vectors.db
+    vectors.last_write_error = None
     queries = np.asarray(queries, dtype=np.float32)
     if queries.ndim == 1:
         queries = queries[None]
@@ -61,13 +71,22 @@ def search(vectors: Vectors, audit: AuditLog | None, engine: str, queries: np.nd
                 r = info.get(int(i))
                 if r is None:  # never hand out an id SQLite does not hold
                     continue
+                if not s <= 1.0 + NORM_TOL:  # (also NaN) the stored vector is not unit length
+                    log.warning("%s: engine %s: face %d scored %.4g (> 1): dropped", db.path, engine, int(i), float(s))
+                    continue
                 hits.append(SearchHit(face_id=r[0], image_id=r[1], person_id=r[2], label=r[3], case_id=r[4],
-                                      image_path=r[5], similarity=float(s)))
+                                      image_path=r[5], similarity=float(min(1.0, max(-1.0, float(s))))))
                 if len(hits) == k:
                     break
             out.append(hits)
-        if audit is not None:
-            with db.transaction():
-                audit.write("search", {"engine": engine, "queries": len(queries), "k": k,
-                                       "hits": [[h.face_id for h in hs] for hs in out]})
+        if audit is not None and db.read_only:
+            vectors.last_write_error = "read-only gallery: the search was not written to the audit log"
+        elif audit is not None:
+            try:
+                with db.transaction():
+                    audit.write("search", {"engine": engine, "queries": len(queries), "k": k,
+                                           "hits": [[h.face_id for h in hs] for hs in out]})
+            except (OSError, sqlite3.OperationalError, GalleryError) as exc:  # disk full, busy: answer anyway
+                vectors.last_write_error = f"the search could not be written to the audit log ({exc})"
+                log.warning("%s: %s", db.path, vectors.last_write_error)
     return out

@@ -120,6 +120,18 @@ class Gallery:
     def last_repair(self, value: dict) -> None:
         self._vectors.last_repair = value
 
+    @property
+    def read_only(self) -> bool:
+        """Opened read-only (file or folder not writable): search works; no index save, audit or history row."""
+
+        return self._db.read_only
+
+    @property
+    def last_write_error(self) -> str | None:
+        """Why the last search's audit row or recorded query was not written (read-only, disk full), or None."""
+
+        return self._vectors.last_write_error
+
     # -- housekeeping --------------------------------------------------------------------
     def close(self) -> None:
         with self._db.lock:
@@ -267,8 +279,14 @@ class Gallery:
         return search(self._vectors, self._audit_log if write_audit else None, engine, vectors, k)
 
     # -- query history -------------------------------------------------------------------
-    def record_query(self, *, query_path: str, query_sha256: str | None, engine: str, results: dict) -> int:
-        return self._history.record(query_path=query_path, query_sha256=query_sha256, engine=engine, results=results)
+    def record_query(self, *, query_path: str, query_sha256: str | None, engine: str, results: dict) -> int | None:
+        """Store one query; None (logged, see :attr:`last_write_error`) when it cannot be written."""
+
+        query_id = self._history.record(query_path=query_path, query_sha256=query_sha256, engine=engine,
+                                        results=results)
+        if query_id is None:
+            self._vectors.last_write_error = self._history.last_error
+        return query_id
 
     def history(self, limit: int = 100) -> list[dict]:
         return self._history.recent(limit)

@@ -26,6 +26,7 @@ This module works through the gallery's public methods only (``snapshot``, ``tra
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import json
 import os
@@ -36,7 +37,11 @@ import numpy as np
 
 from ..errors import GalleryError
 from . import signing
+from .archive_checks import (MAX_FACES, MAX_MANIFEST_BYTES, MAX_RECORD_BYTES, MAX_SIDE, bad_archive, check_int, check_json,
+                             check_num, check_text, check_engine_names, check_members)
+from .crops import CROP_MAX_BYTES, decode_crop
 from .stamp import now_iso
+from .vectors import check_embeddings
 
 FORMAT = "fasfinder-gallery-export"
 VERSION = 1
@@ -176,14 +181,21 @@ def _open_archive(path: Path) -> tuple[zipfile.ZipFile, dict]:
         raise _invalid(f"{path}: no such file")
     try:
         zf = zipfile.ZipFile(path)
+        check_members(zf, path, MANIFEST)
         names = set(zf.namelist())
         if MANIFEST not in names or RECORDS not in names:
             raise _invalid(f"{path}: not a FASFinder export (manifest or records missing)")
-        manifest = json.loads(zf.read(MANIFEST).decode("utf-8"))
+        with zf.open(MANIFEST) as fh:
+            data = fh.read(MAX_MANIFEST_BYTES + 1)
+        if len(data) > MAX_MANIFEST_BYTES:
+            raise bad_archive(f"{path}: manifest over {MAX_MANIFEST_BYTES} bytes")
+        manifest = json.loads(data.decode("utf-8"))
     except GalleryError:
         raise
+    except MemoryError as exc:
+        raise bad_archive(f"{path}: archive too large to read") from exc
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, UnicodeDecodeError, json.JSONDecodeError,
-            EOFError, RuntimeError, ValueError) as exc:
+            EOFError, RuntimeError, ValueError, zlib_error()) as exc:
         raise _integrity(f"{path}: damaged export file ({type(exc).__name__}: {exc})") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise _invalid(f"{path}: not a FASFinder export")
@@ -192,6 +204,10 @@ def _open_archive(path: Path) -> tuple[zipfile.ZipFile, dict]:
     for key in ("records_sha256", "record_sha256", "engines", "counts"):
         if key not in manifest:
             raise _integrity(f"{path}: manifest lacks {key!r}")
+    hashes = manifest["record_sha256"]
+    if not isinstance(manifest["records_sha256"], str) or not isinstance(hashes, list) or not all(
+            isinstance(h, str) for h in hashes):
+        raise bad_archive(f"{path}: manifest hashes are malformed")
     return zf, manifest
 
 
@@ -203,7 +219,9 @@ def _records(zf: zipfile.ZipFile, manifest: dict, path: Path):
     n = 0
     try:
         with zf.open(RECORDS) as fh:
-            for line in fh:
+            while line := fh.readline(MAX_RECORD_BYTES + 1):  # never one unbounded line in memory
+                if len(line) > MAX_RECORD_BYTES:
+                    raise bad_archive(f"{path}: record {n + 1} is over {MAX_RECORD_BYTES} bytes")
                 total.update(line)
                 if n >= len(expected) or _sha(line) != expected[n]:
                     raise _integrity(f"{path}: record {n + 1} fails its integrity check (tampered or damaged)")
@@ -215,6 +233,8 @@ def _records(zf: zipfile.ZipFile, manifest: dict, path: Path):
                 yield rec
     except GalleryError:
         raise
+    except MemoryError as exc:
+        raise bad_archive(f"{path}: record {n + 1} too large to read") from exc
     except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, ValueError, zlib_error()) as exc:
         raise _integrity(f"{path}: damaged export file ({type(exc).__name__}: {exc})") from exc
     if n != len(expected) or total.hexdigest() != manifest["records_sha256"]:
@@ -227,37 +247,80 @@ def zlib_error():
     return zlib.error
 
 
-def _decode_record(rec: dict, engines: dict, path: Path, n: int) -> dict:
-    """Decoded binary fields of one record, each checked against its hash."""
+def _decode_record(rec: dict, engines: dict, path: Path, n: int, *, decode_crops: bool = True) -> dict:
+    """Decoded binary fields of one record, each checked against its hash, every field checked for
+    type and range (GalleryError ``bad_archive``), every embedding for size, finiteness and unit
+    length, every crop decoded under the image size limits (``decode_crops``; crops.py)."""
 
+    where = f"{path}: record {n}"
     try:
+        if not isinstance(rec, dict):
+            raise bad_archive(f"{where}: not an object")
         person, image, faces = rec["person"], rec["image"], rec["faces"]
+        if not isinstance(person, dict) or not isinstance(image, dict) or not isinstance(faces, list):
+            raise bad_archive(f"{where}: person, image and faces must be an object, an object and a list")
         label = person["label"]
-        if not isinstance(label, str) or not label.strip():
-            raise _invalid(f"{path}: record {n}: empty label")
+        if not isinstance(label, str):
+            raise bad_archive(f"{where}: the label is not text")
+        if not label.strip():
+            raise _invalid(f"{where}: empty label")
+        check_text(label, f"{where}: label")
+        check_text(person.get("case_id"), f"{where}: case id", optional=True)
+        check_json(person.get("metadata"), f"{where}: person metadata", (dict,))
+        check_text(image["path"], f"{where}: image path")
+        check_text(image["sha256"], f"{where}: image sha256", limit=128)
+        check_int(image["width"], f"{where}: image width", 1, MAX_SIDE)
+        check_int(image["height"], f"{where}: image height", 1, MAX_SIDE)
+        check_json(image.get("provenance"), f"{where}: provenance", (dict,))
+        check_json(image.get("liveness"), f"{where}: liveness", (list, dict))
+        check_text(image.get("created_at"), f"{where}: created_at", optional=True, limit=64)
+        if len(faces) > MAX_FACES:
+            raise bad_archive(f"{where}: {len(faces)} faces (at most {MAX_FACES})")
         out_faces = []
         for f in faces:
-            crop = _unb64(f["crop"])
+            if not isinstance(f, dict):
+                raise bad_archive(f"{where}: a face is not an object")
+            crop = _unb64(check_text(f["crop"], f"{where}: crop", limit=8 * CROP_MAX_BYTES))
             if _sha(crop) != f["crop_sha256"]:
-                raise _integrity(f"{path}: record {n}: a face crop fails its integrity check")
+                raise _integrity(f"{where}: a face crop fails its integrity check")
+            if decode_crops:
+                try:
+                    decode_crop(crop)  # the image limits apply before decoding (no bomb gets in)
+                except GalleryError as exc:
+                    raise bad_archive(f"{where}: face crop refused: {exc}") from exc
             embs = {}
+            if not isinstance(f["embeddings"], dict) or not isinstance(f["embeddings_sha256"], dict):
+                raise bad_archive(f"{where}: embeddings must be objects")
             for engine, b64 in f["embeddings"].items():
-                raw = _unb64(b64)
+                raw = _unb64(check_text(b64, f"{where}: embedding", limit=8 * 65536))
                 if _sha(raw) != f["embeddings_sha256"][engine]:
-                    raise _integrity(f"{path}: record {n}: an embedding fails its integrity check")
-                vec = np.frombuffer(raw, dtype=np.float32)
-                if engine not in engines or len(vec) != int(engines[engine]) or not np.all(np.isfinite(vec)):
-                    raise _integrity(f"{path}: record {n}: embedding of engine {engine} has the wrong size or values")
+                    raise _integrity(f"{where}: an embedding fails its integrity check")
+                if engine not in engines or len(raw) != 4 * int(engines[engine]):
+                    raise _integrity(f"{where}: embedding of engine {engine} has the wrong size")
+                check_embeddings(engine, np.frombuffer(raw, dtype=np.float32)[None], int(engines[engine]),
+                                 code="bad_archive", where=where)
                 embs[engine] = raw
-            lm = _unb64(f["landmarks"])
-            out_faces.append({"box": [int(v) for v in f["box"]], "landmarks": lm, "detector": str(f["detector"]),
-                              "score": float(f["score"]), "crop": crop, "crop_box": [float(v) for v in f["crop_box"]],
+            lm = _unb64(check_text(f["landmarks"], f"{where}: landmarks", limit=1 << 16))
+            if not lm or len(lm) % 8 or not np.all(np.isfinite(np.frombuffer(lm, np.float32))):
+                raise bad_archive(f"{where}: landmarks must be finite float32 (x, y) pairs")
+            box = f["box"]
+            if not isinstance(box, list) or len(box) != 4:
+                raise bad_archive(f"{where}: a face box must be 4 integers")
+            box = [check_int(v, f"{where}: face box", -MAX_SIDE, 2 * MAX_SIDE) for v in box]
+            crop_box = f["crop_box"]
+            if not isinstance(crop_box, list) or len(crop_box) != 4:
+                raise bad_archive(f"{where}: a crop box must be 4 numbers")
+            crop_box = [check_num(v, f"{where}: crop box") for v in crop_box]
+            if not (crop_box[2] > crop_box[0] and crop_box[3] > crop_box[1]):
+                raise bad_archive(f"{where}: crop box {crop_box} is empty")
+            out_faces.append({"box": box, "landmarks": lm, "detector": check_text(f["detector"], f"{where}: detector", limit=64),
+                              "score": check_num(f["score"], f"{where}: score"), "crop": crop, "crop_box": crop_box,
                               "embeddings": embs})
         return {"person": person, "image": image, "faces": out_faces}
     except GalleryError:
         raise
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise _integrity(f"{path}: record {n} is malformed ({type(exc).__name__}: {exc})") from exc
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError, binascii.Error) as exc:
+        raise bad_archive(f"{where} is malformed ({type(exc).__name__}: {exc})") from exc
 
 
 def import_gallery(gallery, in_path, *, allow_unsigned: bool = False) -> dict:
@@ -270,14 +333,17 @@ def import_gallery(gallery, in_path, *, allow_unsigned: bool = False) -> dict:
     path = Path(in_path)
     zf, manifest = _open_archive(path)
     with zf:
-        engines = {str(k): int(v) for k, v in manifest["engines"].items()}
-        # Sizes must agree with the gallery's; the indexes are opened so the flush below adds the new ids.
-        gallery.prepare_engines(engines)
+        with gallery.snapshot() as conn:
+            known = {r[0] for r in conn.execute("SELECT DISTINCT engine FROM embeddings")}
+        engines = check_engine_names(manifest["engines"], known, str(path))
         # Pass 1: verify everything, write nothing.
         n = 0
         for rec in _records(zf, manifest, path):
             n += 1
             _decode_record(rec, engines, path, n)
+        # Sizes must agree with the gallery's; the indexes are opened (after the checks above: an archive
+        # refused creates no index file) so the flush below adds the new ids.
+        gallery.prepare_engines(engines)
         # Authenticity, once the content is known to match its manifest.
         verdict = _check_signature(zf, path, allow_unsigned)
         # Pass 2: insert in one transaction (records re-verified as they are read).
@@ -287,7 +353,7 @@ def import_gallery(gallery, in_path, *, allow_unsigned: bool = False) -> dict:
             n = 0
             for rec in _records(zf, manifest, path):
                 n += 1
-                r = _decode_record(rec, engines, path, n)
+                r = _decode_record(rec, engines, path, n, decode_crops=False)  # decoded in pass 1
                 im = r["image"]
                 if conn.execute("SELECT 1 FROM images WHERE sha256 = ?", (im["sha256"],)).fetchone():
                     stats["duplicates"] += 1
