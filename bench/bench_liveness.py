@@ -37,7 +37,7 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--image", default="", help="image to use (default: skimage.data.astronaut())")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--model", action="append", default=[], help="liveness model card name (repeatable; default: the default model)")
+    ap.add_argument("--model", action="append", default=[], help="liveness model card name, or minifasnet (the reference pair; repeatable; default: the default model)")
     ap.add_argument("--json", default="")
     args = ap.parse_args(argv)
 
@@ -60,7 +60,9 @@ def main(argv=None) -> int:
     if not faces:
         print("no face found", file=sys.stderr)
         return 1
-    models = [LivenessModel.from_card(n) for n in args.model] if args.model else [default_liveness_model()]
+    from fasfinder.liveness.minifasnet import reference_model
+
+    models = [reference_model() if n == "minifasnet" else LivenessModel.from_card(n) for n in args.model] if args.model else [default_liveness_model()]
     engine = get_engine("dlib-resnet")
     res = {}
     fns = [("embed_dlib_resnet_ms", lambda: engine.embed_faces(rgb, faces))]

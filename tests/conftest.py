@@ -23,6 +23,15 @@ def shared_data(sub: str) -> Path:
     return path
 
 
+def shared_models(sub: str) -> Path:
+    """A folder of ../shared/models (third-party weights that never enter the repository), or skip."""
+
+    path = SHARED_DATA.parent / "models" / sub
+    if not path.is_dir():
+        pytest.skip(f"shared models not available: {path} is absent (the dev machine has ../shared/models)")
+    return path
+
+
 @pytest.fixture(autouse=True)
 def _isolated_user_dirs(tmp_path_factory, monkeypatch):
     base = tmp_path_factory.mktemp("userdirs")

@@ -30,7 +30,8 @@ def evaluate_fas(
 ) -> dict:
     """Run protocol 5 and return its JSON-ready result.
 
-    ``model`` (a LivenessModel or the name of a model card) defaults to
+    ``model`` (a LivenessModel, the name of a model card, or ``"minifasnet"`` for the reference
+    MiniFASNet pair of :mod:`fasfinder.liveness.minifasnet`) defaults to
     :func:`fasfinder.liveness.default_liveness_model`; ``faces`` may pass
     precomputed ``{rel path: {"box", "landmarks", "detected"}}`` (as cached by
     :func:`fasfinder.evaluation.nuaa.face_cache`) to skip detection.
@@ -44,6 +45,10 @@ def evaluate_fas(
     nuaa_dir = Path(nuaa_dir)
     if not (nuaa_dir / "db").is_dir():
         raise BadArgument(f"{nuaa_dir} is not a NUAA folder (no db/ inside)")
+    if model == "minifasnet":  # the third-party reference pair, read from ../shared (fasfinder.liveness.minifasnet)
+        from ..liveness.minifasnet import reference_model
+
+        model = reference_model()
     model = LivenessModel.from_card(model) if isinstance(model, str) else (model or default_liveness_model())
     items = read_split(nuaa_dir, split)
     analyzer = FaceAnalyzer() if faces is None else None
