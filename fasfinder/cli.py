@@ -135,6 +135,14 @@ def cmd_engines(args) -> int:
 
 def cmd_audit(args) -> int:
     ff = _service(args)
+    if args.verify:  # exit 0 either way: the report says ok or where the chain breaks
+        try:
+            rep = ff.audit_verify()
+        finally:
+            ff.close()
+        _emit(rep, args.json, f"audit log intact: {rep['rows']} rows, head {rep['head']}" if rep["ok"] else
+              f"audit log BROKEN at row {rep['first_broken_id']}: {rep['problem']}")
+        return 0
     for row in reversed(ff.audit_log(args.limit)):
         _emit(row, args.json, f"{row['at']} {row['user']} {row['action']} {json.dumps(row['details'])}")
     ff.close()
@@ -296,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("audit", help="the gallery's append-only audit log")
     sp.add_argument("--limit", type=int)
+    sp.add_argument("--verify", action="store_true", help="check the log's hash chain (finds deleted or changed rows)")
     common(sp, engine=False)
     sp.set_defaults(func=cmd_audit)
 
@@ -346,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true")
     e = evs.add_parser("fas", help="protocol 5: NUAA face anti-spoofing")
     e.add_argument("--nuaa", required=True)
-    e.add_argument("--model", help="liveness model card, or minifasnet (the reference pair in ../shared; default: the shipped default)")
+    e.add_argument("--model", help="liveness model card (default: the shipped default)")
     e.add_argument("--json", action="store_true")
     e = evs.add_parser("calibrate", help="fit an engine's similarity->confidence calibration on CelebA")
     e.add_argument("--celeba", required=True, help="folder holding celeba_subset/ and celeba_extra/")

@@ -5,11 +5,16 @@ coordinates), its region importance, the FAS model's heatmap and Area Importance
 liveness model is installed, and, with a gallery, per-match maps for the top-K matches (query
 side and gallery side, "what in this face made it match that one"). The service computes the
 maps (``FasFinder.explain_to_folder``); this module only names and writes the files.
+
+The files show faces: each is written owner-only (0600) into a folder that is owner-only (0700)
+when this module creates it or finds it empty (a folder that already holds other files keeps its mode).
 """
 
 from __future__ import annotations
 
+import io
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +22,28 @@ import numpy as np
 from .results import FaceResult, Heatmap, Match, MatchExplanation, overlay
 
 
+def _write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` with mode 0600 (also when the file was there before)."""
+
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fh.fileno(), 0o600)
+        fh.write(data)
+
+
 def _png(path: Path, rgb: np.ndarray) -> None:
     from PIL import Image
 
-    Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(path)
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(buf, format="PNG")
+    _write_private(path, buf.getvalue())
+
+
+def _npy(path: Path, array: np.ndarray) -> None:
+    buf = io.BytesIO()
+    np.save(buf, array)
+    _write_private(path, buf.getvalue())
 
 
 def _round(d: dict) -> dict:
@@ -32,17 +55,20 @@ class ExplanationWriter:
 
     def __init__(self, out_dir: Path):
         self.out = Path(out_dir)
-        self.out.mkdir(parents=True, exist_ok=True)
+        fresh = not self.out.exists() or (self.out.is_dir() and not any(self.out.iterdir()))
+        self.out.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if fresh:
+            os.chmod(self.out, 0o700)
 
     def _map(self, name: str, rgb: np.ndarray, heatmap: np.ndarray, npy: bool = True) -> str:
         if npy:
-            np.save(self.out / f"{name}.npy", heatmap.astype(np.float32))
+            _npy(self.out / f"{name}.npy", heatmap.astype(np.float32))
         _png(self.out / f"{name}.png", overlay(rgb, heatmap))
         return f"{name}.png"
 
     def face(self, fr: FaceResult, rgb: np.ndarray, exp: Heatmap) -> dict:
         stem = f"face{fr.index}"
-        np.save(self.out / f"{stem}_heatmap.npy", exp.heatmap.astype(np.float32))
+        _npy(self.out / f"{stem}_heatmap.npy", exp.heatmap.astype(np.float32))
         _png(self.out / f"{stem}_overlay.png", overlay(rgb, exp.heatmap))
         return {"index": fr.index, "box": [int(v) for v in fr.box], "layer": exp.layer,
                 "heatmap_png": f"{stem}_overlay.png", "heatmap_npy": f"{stem}_heatmap.npy",
@@ -51,7 +77,7 @@ class ExplanationWriter:
 
     def fas(self, fr: FaceResult, rgb: np.ndarray, exp: Heatmap) -> dict:
         stem = f"face{fr.index}"
-        np.save(self.out / f"{stem}_fas_heatmap.npy", exp.heatmap.astype(np.float32))
+        _npy(self.out / f"{stem}_fas_heatmap.npy", exp.heatmap.astype(np.float32))
         _png(self.out / f"{stem}_fas_overlay.png", overlay(rgb, exp.heatmap))
         return {"heatmap_png": f"{stem}_fas_overlay.png", "area_importance": _round(exp.regions)}
 
@@ -65,5 +91,5 @@ class ExplanationWriter:
 
     def report(self, report: dict) -> Path:
         path = self.out / "explanation.json"
-        path.write_text(json.dumps(report, indent=2))
+        _write_private(path, json.dumps(report, indent=2).encode("utf-8"))
         return path

@@ -113,7 +113,7 @@ class FasFinder(ExplainOperations, GalleryOperations):
     def gallery(self) -> Gallery:
         with self._gallery_lock:
             if self._gallery is None:
-                self._gallery = Gallery(self.gallery_path)
+                self._gallery = Gallery(self.gallery_path, history_days=self.settings.history_days)
             return self._gallery
 
     @property

@@ -155,7 +155,8 @@ class ExplainOperations:
         from .explain_io import ExplanationWriter
 
         writer = ExplanationWriter(Path(out_dir))
-        result = self.analyze(source, top_k=top_k, with_matches=with_matches, record=False)
+        # Recorded like a search (history row and audit row with the image's sha256): an explanation shows matches.
+        result = self.analyze(source, top_k=top_k, with_matches=with_matches, record=True)
         report = {"query": str(source), "out": str(out_dir), "error": result.error, "faces": []}
         if result.error:
             return report

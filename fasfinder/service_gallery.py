@@ -69,6 +69,13 @@ class GalleryOperations:
         return self.gallery.audit_log(limit)
 
     @operation
+    def audit_verify(self) -> dict:
+        """Check the audit log's hash chain: ``ok``, ``rows``, ``first_broken_id`` and ``problem``
+        (a row edited or deleted, the last rows included), and the ``head`` hash to note down."""
+
+        return self.gallery.verify_audit()
+
+    @operation
     def export_archive(self, out_path: str | os.PathLike, *, labels: list[str] | None = None,
                        case_ids: list[str] | None = None) -> dict:
         """Write the gallery (or the persons with these labels / case ids) to one verifiable file."""

@@ -446,7 +446,7 @@ def test_set_exact_max_is_stored_in_the_gallery(tmp_path):
                                                                                            {"exact_max": 500}]
     with Gallery(db) as g:
         assert g.exact_max == 700
-        assert g.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"
+        assert g.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "3"
     with Gallery(db, exact_max=3) as g:
         assert g.exact_max == 3
 

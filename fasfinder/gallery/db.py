@@ -29,6 +29,7 @@ from pathlib import Path
 import sqlite_utils
 
 from ..errors import GalleryError
+from .chain import chain_existing, foreign_triggers
 from .schema import AUTOINCREMENT_TABLES, SCHEMA, SCHEMA_VERSION, table_body
 
 
@@ -39,6 +40,7 @@ class GalleryDB:
         self.path = Path(path)
         self.lock = threading.RLock()
         self._reading = False  # a read snapshot begun by snapshot() is open
+        self.dropped_triggers: list[str] = []  # foreign triggers on audit/meta dropped at open (see below)
         #: Opened read-only (the file or its folder is not writable): searches work; nothing is written
         #: (no index save, no audit or history row); every write transaction raises code ``read_only``.
         self.read_only = is_read_only(self.path)
@@ -71,8 +73,13 @@ class GalleryDB:
         # No PRAGMA or plugin of sqlite-utils' own on this connection: the triggers behave as written.
         self.sql = sqlite_utils.Database(self.conn, recursive_triggers=False, execute_plugins=False)
         self._migrate()
+        self._migrate_audit_chain()
         self.conn.execute("PRAGMA foreign_keys=ON")
-        self.conn.executescript(SCHEMA)
+        # One write transaction: the audit triggers are dropped and created again (see schema.py), and
+        # triggers on audit/meta that the schema does not know are dropped (Gallery audits that).
+        self.dropped_triggers = foreign_triggers(self.conn)
+        drops = "".join(f'DROP TRIGGER IF EXISTS "{t.replace(chr(34), chr(34) * 2)}";\n' for t in self.dropped_triggers)
+        self.conn.executescript("BEGIN IMMEDIATE;\n" + drops + SCHEMA + "\nCOMMIT;")
         self.sql["meta"].insert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key", ignore=True)
         if not self.meta("gallery_id"):  # the identity the FAISS index files carry (index.py)
             self.sql["meta"].insert({"key": "gallery_id", "value": uuid.uuid4().hex}, pk="key", ignore=True)
@@ -115,6 +122,17 @@ class GalleryDB:
             bad = conn.execute("PRAGMA foreign_key_check").fetchall()
             if bad:
                 raise sqlite3.DatabaseError(f"foreign key check failed after migration: {len(bad)} rows")
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+
+    def _migrate_audit_chain(self) -> None:
+        """Version 2 -> 3: add the audit columns ``claimed_user`` and ``hash`` and chain the existing rows."""
+
+        if not self.sql["audit"].exists() or "hash" in self.sql["audit"].columns_dict:
+            return
+        with self.transaction() as conn:
+            conn.execute("ALTER TABLE audit ADD COLUMN claimed_user TEXT")
+            conn.execute("ALTER TABLE audit ADD COLUMN hash TEXT")
+            chain_existing(conn)
             conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
 
     # -- files -------------------------------------------------------------------------------

@@ -1,10 +1,15 @@
-"""Recorded queries: each search a user chose to keep, with its results (and an audit row)."""
+"""Recorded queries: each search a user chose to keep, with its results (and an audit row).
+
+A retention period (``retention_days``, the ``history_days`` setting) deletes older queries when
+the gallery opens and at every new record, with an audit row saying how many went.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import sqlite3
+from datetime import UTC, datetime, timedelta
 
 from ..errors import GalleryError
 from .audit import AuditLog
@@ -17,10 +22,29 @@ log = logging.getLogger("fasfinder.gallery")
 class QueryHistory:
     """Rows of the ``queries`` table."""
 
-    def __init__(self, db: GalleryDB, audit: AuditLog):
+    def __init__(self, db: GalleryDB, audit: AuditLog, retention_days: int | None = None):
         self.db = db
         self.audit = audit
         self.last_error: str | None = None
+        self.retention_days = retention_days
+
+    def prune(self) -> int:
+        """Delete the queries older than ``retention_days`` (audited); how many went (0 when no limit)."""
+
+        if self.retention_days is None or getattr(self.db, "read_only", False):
+            return 0
+        days = float(self.retention_days)
+        cutoff = (datetime.now(UTC) - timedelta(days=max(days, 0.0))).isoformat(timespec="milliseconds")
+        with self.db.lock:
+            if self.db.conn.execute("SELECT 1 FROM queries WHERE created_at < ? LIMIT 1", (cutoff,)).fetchone() is None:
+                return 0
+        with self.db.transaction() as conn:
+            # created_at is now_iso() (UTC, one format), so text order is time order.
+            n = conn.execute("DELETE FROM queries WHERE created_at < ?", (cutoff,)).rowcount
+            if n:
+                self.audit.write("query.prune", {"deleted": int(n), "older_than": cutoff,
+                                                 "retention_days": self.retention_days})
+        return int(n)
 
     def record(self, *, query_path: str, query_sha256: str | None, engine: str, results: dict) -> int | None:
         """Store one query and its results; return its id.
@@ -47,7 +71,9 @@ class QueryHistory:
             self.audit.write("query.record", {"query_id": cur.lastrowid, "query": query_path,
                                               "query_sha256": query_sha256, "engine": engine,
                                               "faces": len(results.get("faces", []))})
-            return int(cur.lastrowid)
+            query_id = int(cur.lastrowid)
+            self.prune()
+            return query_id
 
     def recent(self, limit: int = 100) -> list[dict]:
         """The newest ``limit`` queries, newest first, ``results`` decoded."""

@@ -1,4 +1,4 @@
-"""SQLite schema of a gallery (version 2).
+"""SQLite schema of a gallery (version 3).
 
 Version 2: ``AUTOINCREMENT`` ids for persons, images and faces (an id is never reused after a
 delete, so a stale FAISS entry can never point at a newer face), and triggers that bump
@@ -6,11 +6,19 @@ delete, so a stale FAISS entry can never point at a newer face), and triggers th
 changes made by other processes or tools) and log the changed face id in ``embedding_changes``
 (one row per generation), so an index that reflects generation g is brought up to date by
 replaying the log after g instead of comparing every id. Galleries of version 1 are migrated when opened.
+
+Version 3: the audit log is hash-chained (``audit.hash`` = sha256 of the previous row's hash and
+the row's own canonical content, see audit.py; ``meta`` keeps the head hash and the row count,
+updated in the same transaction as each row), ``audit.user`` is the OS account and
+``audit.claimed_user`` the ``$USER`` given when it differs. The append-only triggers are dropped
+and created again at every open (a gallery crafted with no-op triggers of the same names gets
+the real ones back). Galleries of version 2 are migrated when opened: the columns are added and
+the existing rows chained.
 """
 
 import re
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -69,11 +77,15 @@ CREATE TABLE IF NOT EXISTS audit (
     at TEXT NOT NULL,
     user TEXT NOT NULL,
     action TEXT NOT NULL,
-    details TEXT NOT NULL DEFAULT '{}'
+    details TEXT NOT NULL DEFAULT '{}',
+    claimed_user TEXT,
+    hash TEXT
 );
-CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+DROP TRIGGER IF EXISTS audit_no_update;
+DROP TRIGGER IF EXISTS audit_no_delete;
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 INSERT OR IGNORE INTO meta(key, value) VALUES ('embeddings_gen', '0');
 CREATE TABLE IF NOT EXISTS embedding_changes (
@@ -109,6 +121,10 @@ BEGIN
     AND (NEW.face_id != OLD.face_id OR NEW.engine != OLD.engine);
 END;
 """
+
+#: The triggers this schema creates (any other trigger on the audit or meta table is foreign and dropped at open).
+OWN_TRIGGERS = frozenset({"audit_no_update", "audit_no_delete", "embeddings_log_insert", "embeddings_log_delete",
+                          "embeddings_log_update"})
 
 #: Tables whose ids became ``AUTOINCREMENT`` in version 2 (rebuilt by the v1 -> v2 migration).
 AUTOINCREMENT_TABLES = ("persons", "images", "faces")

@@ -14,9 +14,24 @@ def now_iso() -> str:
 
 
 def current_user() -> str:
-    """The login name of this process's user (``$USER`` / ``$USERNAME`` / ``unknown`` as fallbacks)."""
+    """The OS account this process runs as (its passwd entry for the real uid, not ``$USER``,
+    which anyone can set); ``getpass`` where there is no ``pwd`` module (Windows)."""
 
     try:
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError, AttributeError):  # no pwd module / no passwd entry for the uid
+        pass
+    try:
         return getpass.getuser()
-    except (KeyError, OSError, ImportError):  # no passwd entry / no pwd module
-        return os.environ.get("USER") or os.environ.get("USERNAME") or "unknown"
+    except (KeyError, OSError, ImportError):
+        return "unknown"
+
+
+def claimed_user(account: str | None = None) -> str | None:
+    """``$USER`` (or ``$LOGNAME`` / ``$USERNAME``) when it differs from the OS account, else None."""
+
+    claimed = os.environ.get("USER") or os.environ.get("LOGNAME") or os.environ.get("USERNAME")
+    account = account if account is not None else current_user()
+    return claimed if claimed and claimed != account else None

@@ -53,7 +53,7 @@ class Gallery:
     """A gallery file (SQLite) plus its per-engine FAISS indexes (``<db>.<engine>.faiss``)."""
 
     def __init__(self, path: str | os.PathLike, *, user: str | None = None, exact_max: int | None = None,
-                 checkpoint_seconds: float = 120.0, audit_searches: bool = True):
+                 checkpoint_seconds: float = 120.0, audit_searches: bool = True, history_days: int | None = None):
         """Open (creating with owner-only permissions) the gallery at ``path``.
 
         ``exact_max``: exact (Flat) search up to this many faces per engine, approximate (IVF)
@@ -61,6 +61,8 @@ class Gallery:
         ``checkpoint_seconds``: during long imports the changed index is saved at most this often
         (it is always repairable from SQLite; the checkpoint only shortens the repair).
         ``audit_searches``: write an audit row for every :meth:`search`.
+        ``history_days``: recorded queries older than this many days are deleted (audited) now and
+        at every :meth:`record_query`; None keeps them all.
         """
 
         self.path = Path(path)
@@ -73,7 +75,10 @@ class Gallery:
         self._audit_log = AuditLog(self._db, user)
         self._vectors = Vectors(self._db, exact_max=int(exact_max), checkpoint_seconds=checkpoint_seconds)
         self._records = Records(self._db, self._audit_log, self._vectors)
-        self._history = QueryHistory(self._db, self._audit_log)
+        self._history = QueryHistory(self._db, self._audit_log, retention_days=history_days)
+        if self._db.dropped_triggers:
+            self._audit_log.record("audit.foreign_triggers_dropped", {"triggers": self._db.dropped_triggers})
+        self._history.prune()
 
     # -- state shared with the components ----------------------------------------------------
     @property
@@ -198,6 +203,11 @@ class Gallery:
 
     def audit_log(self, limit: int | None = None) -> list[dict]:
         return self._audit_log.entries(limit)
+
+    def verify_audit(self) -> dict:
+        """Check the audit log's hash chain and its recorded head and row count; see audit.py."""
+
+        return self._audit_log.verify()
 
     # -- persons, images, faces ----------------------------------------------------------
     def persons(self) -> list[GalleryRecord]:

@@ -42,6 +42,7 @@ from .archive_checks import (MAX_FACES, MAX_MANIFEST_BYTES, MAX_RECORD_BYTES, MA
 from .crops import CROP_MAX_BYTES, decode_crop
 from .stamp import now_iso
 from .vectors import check_embeddings
+from .tempfiles import clean_stale_exports
 
 FORMAT = "fasfinder-gallery-export"
 VERSION = 1
@@ -97,6 +98,7 @@ def _export(gallery, out_path, *, labels=None, case_ids=None) -> dict:
             args += case_ids
         where = "WHERE " + " OR ".join(parts)
     out_path.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_exports(out_path.parent)  # left by an export that was killed (tempfiles.py)
     tmp = out_path.with_name(f"{out_path.name}.{os.getpid()}.tmp")
     fd = os.open(str(tmp), os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
     os.close(fd)
