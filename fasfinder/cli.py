@@ -355,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true")
     e = evs.add_parser("fas", help="protocol 5: NUAA face anti-spoofing")
     e.add_argument("--nuaa", required=True)
-    e.add_argument("--model", help="liveness model card (default: the shipped default)")
+    e.add_argument("--model", help="liveness model card, or minifasnet (the reference pair in ../shared; default: the shipped default)")
     e.add_argument("--json", action="store_true")
     e = evs.add_parser("calibrate", help="fit an engine's similarity->confidence calibration on CelebA")
     e.add_argument("--celeba", required=True, help="folder holding celeba_subset/ and celeba_extra/")
