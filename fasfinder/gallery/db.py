@@ -67,6 +67,7 @@ class GalleryDB:
             # Owner-only permissions from the first byte (SQLite gives -wal/-shm the same mode).
             fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
             os.close(fd)
+        self.secure_files()
         self._connect(str(self.path))
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")
