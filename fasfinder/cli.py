@@ -17,12 +17,44 @@ from .errors import FasFinderError
 log = logging.getLogger("fasfinder")
 
 
+#: Unicode categories never written raw to a terminal: controls (escape sequences, newlines, DEL,
+#: C1), format characters (right-to-left overrides, isolates), line/paragraph separators, surrogates
+#: (undecodable bytes of file names) and private-use characters.
+_UNSAFE_CATEGORIES = {"Cc", "Cf", "Zl", "Zp", "Cs", "Co"}
+
+
+def terminal_safe(text: object, *, keep_newlines: bool = False) -> str:
+    """``text`` with every terminal control, bidi override and newline shown as a ``\\x..``/``\\u....`` escape.
+
+    The one helper for plain-text output: labels, file names and messages come from users and
+    files, and must not move the cursor, recolour the terminal, reverse the line or start a fake
+    new line. ``keep_newlines`` keeps the newlines the CLI itself puts between lines.
+    """
+
+    import unicodedata
+
+    out = []
+    for ch in str(text):
+        if (ch == "\n" and keep_newlines) or unicodedata.category(ch) not in _UNSAFE_CATEGORIES:
+            out.append(ch)
+        else:
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+    return "".join(out)
+
+
+_t = terminal_safe
+
+
 def _emit(obj: dict, as_json: bool, human: str | None = None) -> None:
     if as_json:
-        sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+        # undecodable file-name bytes (lone surrogates) become JSON \udcXX escapes instead of crashing the write
+        line = json.dumps(obj, ensure_ascii=False).encode("utf-8", "backslashreplace").decode("utf-8")
+        sys.stdout.write(line + "\n")
         sys.stdout.flush()
     else:
-        print(human if human is not None else json.dumps(obj, indent=2, ensure_ascii=False))
+        text = human if human is not None else json.dumps(obj, indent=2, ensure_ascii=False)
+        print(terminal_safe(text, keep_newlines=True))
 
 
 def _service(args):
@@ -69,8 +101,8 @@ def cmd_enroll(args) -> int:
         for res in ff.iter_enroll(args.paths, label=args.label, label_from=args.label_from, case_id=args.case_id,
                              metadata=meta, progress=_progress_printer(not args.json and sys.stderr.isatty())):
             d = res.to_dict()
-            human = f"{res.path}: " + (f"record {res.record_id} as {res.label!r} ({res.faces} face(s) found)"
-                                       if not res.error else f"{res.error['code']}: {res.error['message']}")
+            human = f"{_t(res.path)}: " + (f"record {res.record_id} as {_t(repr(res.label))} ({res.faces} face(s) found)"
+                                          if not res.error else f"{res.error['code']}: {_t(res.error['message'])}")
             _emit(d, args.json, human)
     finally:
         ff.close()
@@ -84,15 +116,15 @@ def cmd_search(args) -> int:
             res = ff.search(image, top_k=args.top)
             d = res.to_dict()
             if res.error:
-                human = f"{image}: {res.error['code']}: {res.error['message']}"
+                human = f"{_t(image)}: {res.error['code']}: {_t(res.error['message'])}"
             else:
-                lines = [f"{image}: {len(res.faces)} face(s)"]
+                lines = [f"{_t(image)}: {len(res.faces)} face(s)"]
                 for f in res.faces:
                     lv = f" liveness={f.liveness.label}({f.liveness.score:.2f})" if f.liveness else ""
                     lines.append(f"  face {f.index} box={list(f.box)}{lv}")
                     for m in f.matches:
                         conf = f"{m.confidence:.3f}" if m.confidence is not None else "n/a"
-                        lines.append(f"    #{m.rank} {m.label} sim={m.similarity:.3f} conf={conf} record={m.record_id}")
+                        lines.append(f"    #{m.rank} {_t(m.label)} sim={m.similarity:.3f} conf={conf} record={m.record_id}")
                 human = "\n".join(lines)
             _emit(d, args.json, human)
     finally:
@@ -106,9 +138,9 @@ def cmd_liveness(args) -> int:
         res = ff.liveness(image)
         d = res.to_dict(with_matches=False)
         if res.error:
-            human = f"{image}: {res.error['code']}: {res.error['message']}"
+            human = f"{_t(image)}: {res.error['code']}: {_t(res.error['message'])}"
         else:
-            human = "\n".join(f"{image}: face {f.index} {f.liveness.label} (live score {f.liveness.score:.3f})"
+            human = "\n".join(f"{_t(image)}: face {f.index} {f.liveness.label} (live score {f.liveness.score:.3f})"
                               for f in res.faces)
         _emit(d, args.json, human)
     return 0
@@ -144,7 +176,7 @@ def cmd_audit(args) -> int:
               f"audit log BROKEN at row {rep['first_broken_id']}: {rep['problem']}")
         return 0
     for row in reversed(ff.audit_log(args.limit)):
-        _emit(row, args.json, f"{row['at']} {row['user']} {row['action']} {json.dumps(row['details'])}")
+        _emit(row, args.json, f"{row['at']} {_t(row['user'])} {_t(row['action'])} {_t(json.dumps(row['details']))}")
     ff.close()
     return 0
 
@@ -156,14 +188,14 @@ def cmd_export(args) -> int:
     finally:
         ff.close()
     _emit(dict(summary, error=None), args.json,
-          f"{summary['path']}: {summary['persons']} person(s), {summary['images']} image(s), {summary['faces']} face(s), "
-          f"sha256 {summary['sha256']}, signed by {summary['signer']['name']} ({summary['signer']['fingerprint'][:16]})")
+          f"{_t(summary['path'])}: {summary['persons']} person(s), {summary['images']} image(s), {summary['faces']} face(s), "
+          f"sha256 {summary['sha256']}, signed by {_t(summary['signer']['name'])} ({summary['signer']['fingerprint'][:16]})")
     return 0
 
 
 def _signature_text(sig: dict | None) -> str:
     sig = sig or {}
-    who = f" by {sig.get('signer_name') or '?'} ({sig.get('signer', '')[:16]})" if sig.get("signer") else ""
+    who = f" by {_t(sig.get('signer_name') or '?')} ({sig.get('signer', '')[:16]})" if sig.get("signer") else ""
     allowed = " (accepted with --allow-unsigned)" if sig.get("allowed_by_user") else ""
     return f"{sig.get('status', 'unknown')}{who}{allowed}"
 
@@ -174,11 +206,11 @@ def cmd_import(args) -> int:
         for path in args.files:
             try:
                 d = dict(ff.import_archive(path, allow_unsigned=args.allow_unsigned), error=None)
-                human = (f"{path}: {d['images']} image(s) imported, {d['duplicates']} already enrolled, "
+                human = (f"{_t(path)}: {d['images']} image(s) imported, {d['duplicates']} already enrolled, "
                          f"{d['persons_created']} new person(s); signature {_signature_text(d.get('signature'))}")
             except FasFinderError as exc:
                 d = {"path": path, "images": 0, "duplicates": 0, "faces": 0, "persons_created": 0, "error": exc.to_dict()}
-                human = f"{path}: {exc.code}: {exc.message}"
+                human = f"{_t(path)}: {exc.code}: {_t(exc.message)}"
             _emit(d, args.json, human)
     finally:
         ff.close()
@@ -201,7 +233,7 @@ def cmd_keys(args) -> int:
         rows = ff.keys_list()
     for row in rows:
         what = "own key" if row.get("own") else "trusted"
-        _emit(row, args.json, f"{row['name']} ({what}) fingerprint {row['fingerprint_pretty']}\n  {row['public_key']}")
+        _emit(row, args.json, f"{_t(row['name'])} ({what}) fingerprint {row['fingerprint_pretty']}\n  {_t(row['public_key'])}")
     return 0
 
 
@@ -210,7 +242,7 @@ def cmd_history(args) -> int:
     for row in ff.history(args.limit):
         summary = {"id": row["id"], "created_at": row["created_at"], "user": row["user"], "query": row["query_path"],
                    "engine": row["engine"], "results": row["results"]}
-        _emit(summary, args.json, f"{row['id']} {row['created_at']} {row['query_path']} "
+        _emit(summary, args.json, f"{row['id']} {row['created_at']} {_t(row['query_path'])} "
                                   f"({len(row['results'].get('faces', []))} face(s))")
     ff.close()
     return 0
@@ -397,12 +429,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except FasFinderError as exc:
-        _emit({"error": exc.to_dict()}, getattr(args, "json", False), f"error: {exc.code}: {exc.message}")
+        _emit({"error": exc.to_dict()}, getattr(args, "json", False), f"error: {exc.code}: {_t(exc.message)}")
         return 1
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # the command itself failed: one error object, no traceback on stdout
         log.debug("command failed", exc_info=True)
         _emit({"error": {"code": "internal", "message": f"{type(exc).__name__}: {exc}"}}, getattr(args, "json", False),
-              f"error: {type(exc).__name__}: {exc}")
+              f"error: {type(exc).__name__}: {_t(exc)}")
         return 1

@@ -81,3 +81,57 @@ class Cancelled(FasFinderError):
 
 class BadArgument(FasFinderError):
     code = "bad_argument"
+
+
+class InternalError(FasFinderError):
+    """An unexpected exception while processing one input (a bug or an untyped library failure).
+
+    The service's per-input boundary turns it into that input's error, so one bad input never stops
+    a batch; ``exception`` is the original exception's type name.
+    """
+
+    code = "internal_error"
+
+    def __init__(self, message: str, *, exception: str | None = None):
+        super().__init__(message)
+        self.exception = exception
+
+    @classmethod
+    def wrap(cls, exc: BaseException, what: str = "") -> InternalError:
+        text = str(exc).strip().splitlines()
+        detail = f"{type(exc).__name__}: {text[-1] if text else ''}".rstrip(": ")
+        return cls(f"{what + ': ' if what else ''}unexpected {detail}", exception=type(exc).__name__)
+
+    def to_dict(self) -> dict:
+        return dict(super().to_dict(), exception=self.exception)
+
+
+class LivenessUnavailable(ModelError):
+    """Refusing spoofs is on but the liveness model cannot run: fail closed, enroll nothing."""
+
+    code = "liveness_unavailable"
+
+
+#: Longest label accepted (characters).
+MAX_LABEL_CHARS = 200
+#: Bidirectional embedding/override/isolate controls: they make a label display as another text.
+_BIDI_CONTROLS = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+
+
+def check_label(label: str) -> str:
+    """``label`` if it is a plain-text person label, else :class:`BadArgument`.
+
+    Refused: not a string, empty or blank, over :data:`MAX_LABEL_CHARS` characters, control
+    characters (newlines, tabs, terminal escapes) and bidirectional overrides/isolates.
+    """
+
+    import unicodedata
+
+    if not isinstance(label, str) or not label.strip():
+        raise BadArgument("a label must be a non-empty text")
+    if len(label) > MAX_LABEL_CHARS:
+        raise BadArgument(f"label is {len(label)} characters long, over the limit of {MAX_LABEL_CHARS}")
+    bad = sorted({f"U+{ord(ch):04X}" for ch in label if unicodedata.category(ch) == "Cc" or ch in _BIDI_CONTROLS})
+    if bad:
+        raise BadArgument(f"label holds control or text-direction characters ({', '.join(bad[:5])})")
+    return label

@@ -18,6 +18,12 @@ from .modelfiles import dlib_file
 #: Chip geometry used by dlib's ResNet descriptor.
 CHIP_SIZE = 150
 CHIP_PADDING = 0.25
+#: Smallest side (px) of the image the detectors run on: HOG at 2x upsampling finds faces of about
+#: 40 px, so nothing under 20 px can hold a face; dlib's CNN raises (or worse, corrupts its state)
+#: on images whose side is smaller than its filter windows ("Filter windows must be small enough").
+MIN_DETECT_SIDE = 20
+#: Smallest side (px) of the (upsampled) image the CNN detector is run on; below it the CNN fallback is skipped.
+MIN_CNN_SIDE = 40
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,22 @@ class DetectorSettings:
         return self
 
 
+def too_small_for_detection(height: int, width: int, max_side: int = 2000) -> str | None:
+    """Why an ``height`` x ``width`` image cannot hold a detectable face (too small or too thin), or None.
+
+    Checked before any detector runs, on the size the detector would see (after the downscale
+    of a long side above ``max_side``), so tiny and extremely thin images never reach dlib.
+    """
+
+    if min(height, width) < MIN_DETECT_SIDE:
+        return f"image is {width}x{height} px, under the {MIN_DETECT_SIDE} px a face needs"
+    scale = min(1.0, max_side / max(height, width))
+    if min(height, width) * scale < MIN_DETECT_SIDE:
+        return (f"image is {width}x{height} px, too thin for face detection (its short side would be "
+                f"{min(height, width) * scale:.0f} px at the detector's {max_side} px long side)")
+    return None
+
+
 def auto_upsample(height: int, width: int) -> int:
     """HOG finds faces of about 80 px and up; upsample small images so 40 px faces are found."""
 
@@ -86,10 +108,11 @@ class FaceAnalyzer:
     def _load(self) -> None:
         import dlib
 
-        if self._hog is None:
-            self._hog = dlib.get_frontal_face_detector()
-            self._sp68 = dlib.shape_predictor(str(dlib_file("shape68")))
-            self._sp5 = dlib.shape_predictor(str(dlib_file("shape5")))
+        if self._hog is None or self._sp68 is None or self._sp5 is None:
+            # all three or none: a failed load (e.g. a model_integrity error) leaves nothing half-set
+            sp68 = dlib.shape_predictor(str(dlib_file("shape68")))
+            sp5 = dlib.shape_predictor(str(dlib_file("shape5")))
+            self._hog, self._sp68, self._sp5 = dlib.get_frontal_face_detector(), sp68, sp5
 
     def _cnn_detector(self):
         import dlib
@@ -101,7 +124,13 @@ class FaceAnalyzer:
     # -- detection -----------------------------------------------------------------------
     def _raw_detect(self, rgb: np.ndarray, detector: str, upsample: int) -> list[tuple[tuple[int, int, int, int], float]]:
         if detector == "cnn":
-            dets = self._cnn_detector()(rgb, upsample)
+            if min(rgb.shape[:2]) * (2 ** upsample) < MIN_CNN_SIDE:
+                return []  # the CNN's filter windows do not fit such an image (dlib raises or corrupts its state)
+            try:
+                dets = self._cnn_detector()(rgb, upsample)
+            except RuntimeError:
+                self._cnn = None  # never reuse a net that failed half-way; the next call loads a fresh one
+                raise
             return [((d.rect.left(), d.rect.top(), d.rect.right() + 1, d.rect.bottom() + 1), float(d.confidence)) for d in dets]
         rects, scores, _ = self._hog.run(rgb, upsample, 0.0)
         return [((r.left(), r.top(), r.right() + 1, r.bottom() + 1), float(s)) for r, s in zip(rects, scores)]
@@ -113,6 +142,8 @@ class FaceAnalyzer:
 
         s = self.settings
         h, w = rgb.shape[:2]
+        if too_small_for_detection(h, w, s.max_side):
+            return []
         scale = 1.0
         work = rgb
         if max(h, w) > s.max_side:

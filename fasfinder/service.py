@@ -25,8 +25,9 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 from .engines import DEFAULT_ENGINE, describe, engine_names, get_engine
-from .errors import FasFinderError, GalleryError, ModelError, NoFace
-from .faces import DetectorSettings, Face, FaceAnalyzer
+from .errors import (FasFinderError, GalleryError, InternalError, LivenessUnavailable, ModelError, NoFace,
+                     UnsupportedFormat, check_label)
+from .faces import DetectorSettings, Face, FaceAnalyzer, too_small_for_detection
 from .gallery import Gallery
 from .imaging import LoadedImage, from_array, load_image, thumbnail
 from .operations import CancelToken, Progress, operation, operation_table
@@ -48,16 +49,38 @@ __all__ = ["CancelToken", "FasFinder", "OPERATIONS", "Progress", "REGION_NAMES",
 
 
 def expand_inputs(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Files as given, plus image files found recursively in folders (sorted)."""
+    """Files as given, plus every entry found recursively in folders (sorted).
+
+    Nothing found in a folder is dropped silently: an entry that is not an image file there (another
+    suffix, a device, a symlink to one, a folder named ``x.jpg``) is returned too, and
+    :meth:`FasFinder.enroll_one` answers it with ``unsupported_format`` (one result per entry).
+    Sub-folders are descended into, not returned; symlinks to folders are not followed.
+    """
 
     out: list[Path] = []
     for p in paths:
         p = Path(p)
         if p.is_dir():
-            out.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES))
+            out.extend(sorted(f for f in p.rglob("*") if f.is_symlink() or not f.is_dir() or _looks_like_image(f)))
         else:
             out.append(p)
     return out
+
+
+def _looks_like_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def _check_enroll_entry(path: Path) -> None:
+    """Refuse, before decoding, a folder entry that is not a regular image file (typed, one result each)."""
+
+    if path.is_dir():
+        raise UnsupportedFormat(f"{path}: a folder, not an image file")
+    if path.exists() and not path.is_file():
+        raise UnsupportedFormat(f"{path}: not a regular file (a device, pipe or socket)")
+    if path.exists() and not _looks_like_image(path):
+        raise UnsupportedFormat(f"{path}: {path.suffix or 'no suffix'} files are not supported "
+                                f"(images: {', '.join(sorted(IMAGE_SUFFIXES))})")
 
 
 def label_for(path: Path, label_from: str) -> str:
@@ -140,6 +163,11 @@ class FasFinder(ExplainOperations, GalleryOperations):
                 except ModelError as exc:
                     self._liveness_error = str(exc) or type(exc).__name__
                     log.warning("liveness check unavailable: %s", self._liveness_error)
+                except Exception as exc:  # an untyped load failure: the check is unavailable, nothing half-set
+                    self._liveness = None
+                    self._liveness_error = f"{type(exc).__name__}: {exc}"
+                    log.warning("liveness check unavailable: %s", self._liveness_error)
+                    log.debug("liveness model failed to load", exc_info=True)
             return self._liveness
 
     @property
@@ -163,9 +191,14 @@ class FasFinder(ExplainOperations, GalleryOperations):
             info = EngineInfo(name=name, description=describe(name), default=name == DEFAULT_ENGINE)
             if details:
                 try:
-                    info.details = get_engine(name).info()
+                    engine = get_engine(name)
+                    engine.verify()  # the weights themselves, against their sha256, not only the card
+                    info.details = engine.info()
                 except FasFinderError as exc:
                     info.error = exc.to_dict()
+                except Exception as exc:
+                    log.debug("engine %s failed", name, exc_info=True)
+                    info.error = InternalError.wrap(exc, name).to_dict()
             out.append(info)
         return out
 
@@ -224,7 +257,7 @@ class FasFinder(ExplainOperations, GalleryOperations):
             faces = self.detect(image)
             t["detect_landmarks"] = (time.perf_counter() - t0) * 1e3
             if not faces:
-                raise NoFace(f"{name}: no face found")
+                raise NoFace(f"{name}: {_no_face_reason(image)}")
             self.recent.put(image, faces)
             result.faces = [FaceResult(index=i, face=f) for i, f in enumerate(faces)]
             model = self.liveness_model()
@@ -257,6 +290,8 @@ class FasFinder(ExplainOperations, GalleryOperations):
                         query_path=name, query_sha256=result.sha256, engine=self.settings.engine, results=d)
         except FasFinderError as exc:
             result.error = exc.to_dict()
+        except Exception as exc:  # the per-input boundary: one input's failure never stops a batch
+            result.error = _internal(exc, name).to_dict()
         return result
 
     @operation
@@ -283,7 +318,11 @@ class FasFinder(ExplainOperations, GalleryOperations):
         p = Path(path)
         res = EnrollResult(path=str(p), label=None, record_id=None, faces=0)
         try:
-            res.label = label or label_for(p, label_from)
+            _check_enroll_entry(p)
+            res.label = check_label(label or label_for(p, label_from))
+            if self.settings.refuse_spoof and self.liveness_model() is None:
+                raise LivenessUnavailable(f"{p}: refusing spoofs is on but the liveness check is unavailable "
+                                          f"({self.liveness_unavailable}); nothing enrolled")
             image = self.load(p)
             existing = self.gallery.has_image(image.sha256)
             if existing is not None:
@@ -292,7 +331,7 @@ class FasFinder(ExplainOperations, GalleryOperations):
             faces = self.detect(image)
             res.faces = len(faces)
             if not faces:
-                raise NoFace(f"{p}: no face found")
+                raise NoFace(f"{p}: {_no_face_reason(image)}")
             chosen = faces if self.settings.enroll_all_faces else faces[:1]
             live = None
             model = self.liveness_model()
@@ -314,6 +353,8 @@ class FasFinder(ExplainOperations, GalleryOperations):
             )
         except FasFinderError as exc:
             res.error = exc.to_dict()
+        except Exception as exc:  # the per-input boundary: the next file is enrolled as if nothing happened
+            res.error = _internal(exc, str(p)).to_dict()
         return res
 
     def iter_enroll(self, paths: Iterable[str | os.PathLike], *, label: str | None = None,
@@ -373,6 +414,18 @@ class FasFinder(ExplainOperations, GalleryOperations):
         if self.gallery.counts()["images"] == 0:
             self.seed_demo(progress=progress, cancel=cancel)
         return str(demo_query())
+
+
+def _no_face_reason(image: LoadedImage) -> str:
+    return too_small_for_detection(image.height, image.width) or "no face found"
+
+
+def _internal(exc: Exception, what: str) -> InternalError:
+    """An unexpected exception of one input as its typed error (logged with its traceback at debug level)."""
+
+    log.warning("%s: unexpected %s: %s (-v for the traceback)", what, type(exc).__name__, str(exc).strip()[:300])
+    log.debug("traceback of the failed input %s", what, exc_info=exc)
+    return InternalError.wrap(exc, what)
 
 
 #: The one explicit list of operations front ends may call (name -> Operation), forwarded by

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import BadArgument
+from .errors import BadArgument, check_label
 from .gallery import GalleryRecord, signing
 from .operations import operation
 
@@ -42,6 +42,8 @@ class GalleryOperations:
                       metadata: dict | None = None) -> None:
         """Change a person's label, case id or metadata (audited)."""
 
+        if label is not None:
+            check_label(label)
         self.gallery.update_person(int(person_id), label=label, case_id=case_id, metadata=metadata)
 
     @operation

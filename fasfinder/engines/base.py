@@ -70,6 +70,18 @@ class Engine(ABC):  # noqa: B024 - an interface whose subclasses implement embed
         p = 1.0 / (1.0 + np.exp(-z))
         return float(p) if np.ndim(p) == 0 else p
 
+    def verify(self) -> None:
+        """Check this engine's weight files against their sha256 (the card's ``files``); raises
+        :class:`~fasfinder.errors.ModelError` / ``ModelIntegrityError``. Engines with other weights override it."""
+
+        from ..modelfiles import card_file
+
+        if not self.card_name:
+            return
+        card = self.card()
+        for entry in card.get("files", []):
+            card_file(card, entry["name"])
+
     def info(self) -> dict:
         try:
             card = self.card()

@@ -48,6 +48,13 @@ class CamVectorEngine(Engine):
     def embed_views(self, rgb: np.ndarray, faces: list[Face], *, mirror: bool = True):
         return self.embed_maps(self.maps(rgb, faces) if faces else np.zeros((0, 150, 150), np.float32), mirror=mirror)
 
+    def verify(self) -> None:
+        """The heatmaps come from dlib-resnet-torch: its weights are this engine's weights."""
+
+        from . import get_engine
+
+        get_engine("dlib-resnet-torch").verify()
+
     def card(self) -> dict:
         from ..modelfiles import load_card
 

@@ -34,8 +34,9 @@ import numpy as np
 
 from ..errors import ModelError
 from ..faces import Face, face_chip
-from ..modelfiles import cached_model, dlib_file, sha256_file
+from ..modelfiles import cached_model, dlib_file
 from .base import Engine, l2_normalise
+from .weights_cache import cached_state_dict, state_dict_digest
 
 ENGINE_NAME = "dlib-resnet-torch"
 
@@ -342,29 +343,10 @@ STATE_DICT_KEY = "dlib-resnet-torch state dict"
 
 
 def _cached_state_dict(path: Path) -> dict:
-    """State dict of the .dat at ``path``, cached in the user cache dir keyed by its sha256."""
+    """State dict of the .dat at ``path``, from the user cache dir when its tensors pass their
+    integrity check (:func:`fasfinder.engines.weights_cache.cached_state_dict`), else converted again."""
 
-    torch = _torch()
-    digest = sha256_file(path)
-    cache_file = None
-    try:
-        from ..settings import cache_dir
-
-        cache_file = cache_dir() / f"dlib-resnet-torch-{digest[:24]}.pt"
-        if cache_file.is_file():
-            return torch.load(cache_file, weights_only=True)
-    except Exception:  # a broken cache is rebuilt below
-        pass
-    sd = state_dict_from_weights(read_dlib_resnet(path))
-    if cache_file is not None:
-        try:
-            cache_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache_file.with_suffix(".tmp")
-            torch.save(sd, tmp)
-            tmp.replace(cache_file)
-        except OSError:
-            pass
-    return sd
+    return cached_state_dict(path, ENGINE_NAME, lambda p: state_dict_from_weights(read_dlib_resnet(p)))
 
 
 def load_model(path: str | Path | None = None, *, fused: bool = False, cache: bool = True):
@@ -399,6 +381,11 @@ class DlibTorchEngine(Engine):
     def __init__(self) -> None:
         self._model = None
         self._lock = threading.Lock()
+
+    def verify(self) -> None:
+        """The .dat against its sha256 and the converted tensors against theirs (rebuilt if they fail)."""
+
+        _cached_state_dict(dlib_file("resnet"))
 
     def model(self):
         if self._model is None:
@@ -459,6 +446,7 @@ __all__ = [
     "load_model",
     "register_engines",
     "STAGES",
+    "state_dict_digest",
     "DEFAULT_TARGET_LAYER",
     "ENGINE_NAME",
 ]

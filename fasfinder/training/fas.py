@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 from ..evaluation.nuaa import DEFAULT_CACHE, log
+from ..settings import cache_dir
 from .fas_cards import region_ranking
 from .fas_cnn import main_cnn
 from .fas_dlib import main_dlib
@@ -68,7 +69,8 @@ def main(argv=None) -> int:
     ap.add_argument("--val-session", type=int, default=0, help="fasnet: hold out this NUAA training session (1 or 2) "
                     "and report validation only (cross-session check)")
     ap.add_argument("--cache-dir", default=str(DEFAULT_CACHE))
-    ap.add_argument("--ckpt-dir", default="/tmp/fasfinder_fas_ckpt")
+    ap.add_argument("--ckpt-dir", default=str(cache_dir() / "fas-ckpt"),
+                    help="resumable checkpoints (default: the user cache dir, never world-writable /tmp)")
     ap.add_argument("--out-dir", default="", help="where to write <name>.pt and the card (default: models/)")
     ap.add_argument("--eval", action="store_true", help="run protocol 5 on the test subset and store the metrics in the card")
     ap.add_argument("--result-json", default="", help="also write the run summary here")

@@ -76,7 +76,8 @@ def train(args) -> dict:
     ckpt = ckpt_dir / f"{args.name}_{run_key}.ckpt"
     start, history, train_time = 0, [], 0.0
     if ckpt.is_file():
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        # weights_only: tensors, dicts, lists and numbers only (the numpy RNG state is a dict of ints)
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
         net.load_state_dict(state["net"])
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])

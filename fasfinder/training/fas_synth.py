@@ -315,9 +315,9 @@ def build(nuaa_dir, celeba_root, celeba_faces: dict, out_path, per_nuaa: int = 2
             previews.append((spoof, sbox))
         if (i + 1) % 400 == 0:
             log(f"celeba backgrounds {i + 1}/{len(celeba_files)} ({time.time() - t0:.0f}s)")
-    data = np.empty(len(jpgs), dtype=object)
-    data[:] = jpgs
-    np.savez(out_path, jpeg=data, label=np.array(labels, np.int64), source=np.array(sources), group=np.array(groups),
+    # the JPEGs packed into one uint8 buffer + offsets: no object array, so loading needs no pickle
+    offsets = np.cumsum([0] + [len(j) for j in jpgs]).astype(np.int64)
+    np.savez(out_path, jpeg_bytes=np.concatenate(jpgs).astype(np.uint8), jpeg_offsets=offsets, label=np.array(labels, np.int64), source=np.array(sources), group=np.array(groups),
              session=np.array(sessions, np.int64), landmarks=np.stack(marks).astype(np.float16),
              meta=np.array(json.dumps({"scale": scale, "size": size, "seed": seed, "per_nuaa": per_nuaa})))
     if preview:
@@ -342,8 +342,15 @@ def load(path) -> dict:
 
     import cv2
 
-    z = np.load(path, allow_pickle=True)
-    images = np.stack([cv2.imdecode(j, cv2.IMREAD_COLOR)[..., ::-1] for j in z["jpeg"]])
+    z = np.load(path, allow_pickle=False)
+    if "jpeg_offsets" in z.files:
+        buf, off = z["jpeg_bytes"], z["jpeg_offsets"]
+        jpegs = [buf[off[i]:off[i + 1]] for i in range(len(off) - 1)]
+    else:
+        # files written before the packed layout hold the JPEGs as an object array, which only
+        # unpickling can read: only that one array, and only from a file the user names (not a cache)
+        jpegs = list(np.load(path, allow_pickle=True)["jpeg"])
+    images = np.stack([cv2.imdecode(np.asarray(j, np.uint8), cv2.IMREAD_COLOR)[..., ::-1] for j in jpegs])
     return {"images": images, "label": z["label"], "source": z["source"], "group": z["group"], "session": z["session"],
             "landmarks": z["landmarks"].astype(np.float32), "meta": json.loads(str(z["meta"]))}
 

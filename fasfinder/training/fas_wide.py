@@ -282,7 +282,7 @@ def export_ensemble(members: list[str], oof_prefixes: list[str], name: str, fold
     out_dir.mkdir(parents=True, exist_ok=True)
     weights = out_dir / f"{name}.pt"
     torch.save(state, weights)
-    meta = json.loads(str(np.load(st["data"], allow_pickle=True)["meta"])) if Path(st["data"]).is_file() else {"scale": 4.0, "size": 144}
+    meta = json.loads(str(np.load(st["data"], allow_pickle=False)["meta"])) if Path(st["data"]).is_file() else {"scale": 4.0, "size": 144}
     keep = st.get("keep_regions") or ""
     card = {
         "name": name,

@@ -31,7 +31,9 @@ from pathlib import Path
 
 
 def _runs_dir(args) -> Path:
-    return Path(args.runs or os.environ.get("FASFINDER_HEATMAP_RUNS", "/tmp/fasfinder-heatmap-runs"))
+    from ..settings import cache_dir
+
+    return Path(args.runs or os.environ.get("FASFINDER_HEATMAP_RUNS") or cache_dir() / "heatmap-runs")
 
 
 def main(argv=None) -> int:
@@ -58,7 +60,7 @@ def main(argv=None) -> int:
     p.add_argument("--shard", type=int, default=-1, help="prepare: only this shard (default: all, sequentially)")
     p.add_argument("--max-minutes", type=float, default=0.0)
     p.add_argument("--cache", default=None, help="cache dir (default: user cache/fasfinder/heatmap_train)")
-    p.add_argument("--runs", default=None, help="checkpoint dir (default /tmp/fasfinder-heatmap-runs)")
+    p.add_argument("--runs", default=None, help="checkpoint dir (default: heatmap-runs in the user cache dir; never world-writable /tmp)")
     p.add_argument("--models", default=None, help="export destination (default: models/)")
     p.add_argument("--chips", default=None, help="chips/online: the chip file (.npz)")
     p.add_argument("--teacher-weights", default=None, help="online: converted dlib-port state dict (default: the installed .dat)")

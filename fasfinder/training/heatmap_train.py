@@ -120,7 +120,7 @@ def train(cfg: TrainConfig, cache_path: Path, run_dir: Path, log=print) -> dict:
     ckpt = run_dir / "last.pt"
     state = {"epoch": 0, "history": [], "wall_s": 0.0}
     if ckpt.is_file():
-        c = torch.load(ckpt, weights_only=False, map_location=dev)
+        c = torch.load(ckpt, weights_only=True, map_location=dev)
         net.load_state_dict(c["net"])
         head.load_state_dict(c["head"])
         opt.load_state_dict(c["opt"])
@@ -194,7 +194,7 @@ def export(run_dir: Path, models_dir: Path, name: str | None = None, command: st
     from ..modelfiles import file_entry, write_card
 
     run_dir, models_dir = Path(run_dir), Path(models_dir)
-    c = torch.load(run_dir / "last.pt", weights_only=False, map_location="cpu")
+    c = torch.load(run_dir / "last.pt", weights_only=True, map_location="cpu")
     cfg = c["config"]
     name = name or (f"{cfg['backbone']}-{cfg['variant']}" + ("" if cfg["distill"] > 0 else "-scratch"))
     weights = models_dir / f"{name}.pt"
