@@ -220,6 +220,9 @@ class FasFinder(ExplainOperations, GalleryOperations):
                 out.append(thumbnail(self.load(p).pixels, side))
             except FasFinderError:
                 out.append(None)
+            except Exception as exc:  # a preview never stops the others
+                _internal(exc, str(p))
+                out.append(None)
         return out
 
     # -- building blocks -----------------------------------------------------------------

@@ -105,6 +105,16 @@ def test_unexpected_exception_becomes_that_inputs_error(tmp_path, astronaut_png,
     ff.close()
 
 
+def test_thumbnails_survive_an_unexpected_failure(tmp_path, astronaut_png, monkeypatch):
+    from fasfinder.service import FasFinder
+
+    ff = FasFinder(tmp_path / "g.db", settings=_settings(tmp_path))
+    real = ff.load
+    monkeypatch.setattr(ff, "load", lambda p: (_ for _ in ()).throw(MemoryError("x")) if "bad" in str(p) else real(p))
+    out = ff.thumbnails([str(astronaut_png), str(tmp_path / "bad.png"), str(astronaut_png)], side=32)
+    assert out[1] is None and out[0].shape[1] == 32 and out[2] is not None
+
+
 def _cli(*args, timeout=600):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.run([sys.executable, "main.py", *map(str, args)], cwd=REPO, capture_output=True, text=True,
