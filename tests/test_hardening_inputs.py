@@ -359,3 +359,27 @@ def test_fas_synth_data_file_loads_without_pickle(tmp_path):
             z[k]  # noqa: B018 - raises if any array needs pickle
     d = fas_synth.load(path)
     assert d["images"].shape == (2, 16, 16, 3) and abs(int(d["images"][1].mean()) - 200) < 3
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > /dev/null",))
+
+
+def test_training_checkpoints_refuse_pickled_objects(tmp_path):
+    """A checkpoint holding a pickled object (code on load) is refused; numpy scalars of old histories load."""
+
+    import pickle
+
+    import torch
+
+    from fasfinder.training.checkpoints import load_checkpoint, plain
+
+    ok = tmp_path / "ok.pt"
+    torch.save({"net": {"w": torch.ones(2)}, "history": [{"acc": np.float64(0.5)}], "rng": torch.get_rng_state()}, ok)
+    assert load_checkpoint(ok)["history"][0]["acc"] == 0.5
+    assert type(plain({"a": np.float32(1.5), "b": np.arange(2)})["a"]) is float
+    evil = tmp_path / "evil.pt"
+    torch.save({"net": {"w": torch.ones(2)}, "x": _Evil()}, evil)
+    with pytest.raises(pickle.UnpicklingError):
+        load_checkpoint(evil)

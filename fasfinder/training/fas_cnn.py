@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..evaluation.nuaa import choose_threshold, face_cache, fas_metrics, log, read_split, session_of
+from .checkpoints import load_checkpoint, plain
 from .fas_cards import write_card_and_eval
 from .fas_inputs import augment, center, crops_cached, size_on_disk
 
@@ -76,8 +77,7 @@ def train(args) -> dict:
     ckpt = ckpt_dir / f"{args.name}_{run_key}.ckpt"
     start, history, train_time = 0, [], 0.0
     if ckpt.is_file():
-        # weights_only: tensors, dicts, lists and numbers only (the numpy RNG state is a dict of ints)
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        state = load_checkpoint(ckpt)  # weights_only=True: tensors, dicts, lists, numbers
         net.load_state_dict(state["net"])
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
@@ -114,7 +114,7 @@ def train(args) -> dict:
             m = fas_metrics(p[yv == 1], p[yv == 0], 0.5)
             nll = float(-np.mean(np.log(np.clip(np.where(yv == 1, p, 1 - p), 1e-7, 1))))
             rec.update({"val_acer@0.5": m["acer"], "val_auc": m["auc"], "val_nll": nll})
-        history.append(rec)
+        history.append(plain(rec))
         log(json.dumps(rec))
         torch.save(
             {"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "rng": rng.bit_generator.state,

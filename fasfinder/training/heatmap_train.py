@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..evaluation.metrics import macro_f1
+from .checkpoints import load_checkpoint, plain
 
 
 @dataclass
@@ -120,7 +121,7 @@ def train(cfg: TrainConfig, cache_path: Path, run_dir: Path, log=print) -> dict:
     ckpt = run_dir / "last.pt"
     state = {"epoch": 0, "history": [], "wall_s": 0.0}
     if ckpt.is_file():
-        c = torch.load(ckpt, weights_only=True, map_location=dev)
+        c = load_checkpoint(ckpt, map_location=dev)
         net.load_state_dict(c["net"])
         head.load_state_dict(c["head"])
         opt.load_state_dict(c["opt"])
@@ -172,7 +173,7 @@ def train(cfg: TrainConfig, cache_path: Path, run_dir: Path, log=print) -> dict:
         rec = {"epoch": ep + 1, "arcface": round(sums[0], 4), "distill": round(sums[1], 4), "train_acc": round(sums[2], 4),
                "val_acc": round(va_acc, 4), "val_macro_f1": round(va_f1, 4), "val_teacher_cos": round(t_cos, 4),
                "epoch_s": round(time.time() - t0, 1), "distill_target": "centred" if cfg.distill_center else "raw", "lr_end": lr_at((ep + 1) * steps_per_epoch - 1)}
-        state["history"].append(rec)
+        state["history"].append(plain(rec))
         log(json.dumps(rec))
         tmp = run_dir / "last.tmp"
         torch.save({"net": net.state_dict(), "head": head.state_dict(), "opt": opt.state_dict(), "state": state,
@@ -194,7 +195,7 @@ def export(run_dir: Path, models_dir: Path, name: str | None = None, command: st
     from ..modelfiles import file_entry, write_card
 
     run_dir, models_dir = Path(run_dir), Path(models_dir)
-    c = torch.load(run_dir / "last.pt", weights_only=True, map_location="cpu")
+    c = load_checkpoint(run_dir / "last.pt")
     cfg = c["config"]
     name = name or (f"{cfg['backbone']}-{cfg['variant']}" + ("" if cfg["distill"] > 0 else "-scratch"))
     weights = models_dir / f"{name}.pt"
