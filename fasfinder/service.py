@@ -25,8 +25,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 from .engines import DEFAULT_ENGINE, describe, engine_names, get_engine
-from .errors import (FasFinderError, GalleryError, InternalError, LivenessUnavailable, ModelError, NoFace,
-                     UnsupportedFormat, check_label)
+from .errors import FasFinderError, GalleryError, InternalError, LivenessUnavailable, ModelError, NoFace, check_label
 from .faces import DetectorSettings, Face, FaceAnalyzer, too_small_for_detection
 from .gallery import Gallery
 from .imaging import LoadedImage, from_array, load_image, thumbnail
@@ -51,36 +50,20 @@ __all__ = ["CancelToken", "FasFinder", "OPERATIONS", "Progress", "REGION_NAMES",
 def expand_inputs(paths: Iterable[str | os.PathLike]) -> list[Path]:
     """Files as given, plus every entry found recursively in folders (sorted).
 
-    Nothing found in a folder is dropped silently: an entry that is not an image file there (another
-    suffix, a device, a symlink to one, a folder named ``x.jpg``) is returned too, and
-    :meth:`FasFinder.enroll_one` answers it with ``unsupported_format`` (one result per entry).
-    Sub-folders are descended into, not returned; symlinks to folders are not followed.
+    Nothing found in a folder is dropped silently: every file is returned whatever its suffix, and so
+    are devices, symlinks and folders named like images (``x.jpg``); loading decides by content, so each
+    gets one result (a ``.jfif`` JPEG is enrolled, a ``.heic`` or ``.svg`` is ``unsupported_format``, a
+    device or a folder ``unreadable_image``: not a regular file). Other sub-folders are descended into.
     """
 
     out: list[Path] = []
     for p in paths:
         p = Path(p)
         if p.is_dir():
-            out.extend(sorted(f for f in p.rglob("*") if f.is_symlink() or not f.is_dir() or _looks_like_image(f)))
+            out.extend(sorted(f for f in p.rglob("*") if f.is_symlink() or not f.is_dir() or f.suffix.lower() in IMAGE_SUFFIXES))
         else:
             out.append(p)
     return out
-
-
-def _looks_like_image(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES
-
-
-def _check_enroll_entry(path: Path) -> None:
-    """Refuse, before decoding, a folder entry that is not a regular image file (typed, one result each)."""
-
-    if path.is_dir():
-        raise UnsupportedFormat(f"{path}: a folder, not an image file")
-    if path.exists() and not path.is_file():
-        raise UnsupportedFormat(f"{path}: not a regular file (a device, pipe or socket)")
-    if path.exists() and not _looks_like_image(path):
-        raise UnsupportedFormat(f"{path}: {path.suffix or 'no suffix'} files are not supported "
-                                f"(images: {', '.join(sorted(IMAGE_SUFFIXES))})")
 
 
 def label_for(path: Path, label_from: str) -> str:
@@ -321,7 +304,6 @@ class FasFinder(ExplainOperations, GalleryOperations):
         p = Path(path)
         res = EnrollResult(path=str(p), label=None, record_id=None, faces=0)
         try:
-            _check_enroll_entry(p)
             res.label = check_label(label or label_for(p, label_from))
             if self.settings.refuse_spoof and self.liveness_model() is None:
                 raise LivenessUnavailable(f"{p}: refusing spoofs is on but the liveness check is unavailable "

@@ -309,17 +309,23 @@ def test_folder_enroll_reports_every_entry(tmp_path, astronaut_png):
     folder.mkdir()
     shutil.copy(astronaut_png, folder / "good.png")
     (folder / "photo.heic").write_bytes(b"\0\0\0\x18ftypheic" + bytes(64))
-    (folder / "photo.jfif").write_bytes(b"\xff\xd8\xff\xe0" + bytes(64))
+    (folder / "photo.jfif").write_bytes(b"\xff\xd8\xff\xe0" + bytes(64))  # a damaged JPEG
+    Image.open(astronaut_png).convert("RGB").save(folder / "real.jfif", "JPEG")  # a real one: enrolled
+    (folder / "notes.txt").write_text("case notes")
     (folder / "drawing.svg").write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
     (folder / "null.jpg").symlink_to("/dev/null")
     (folder / "x.jpg").mkdir()
     ff = FasFinder(tmp_path / "g.db", settings=_settings(tmp_path, engine="dlib-resnet"))
     res = {Path(r.path).name: r for r in ff.enroll([folder], label="eileen")}
     ff.close()
-    assert set(res) == {"good.png", "photo.heic", "photo.jfif", "drawing.svg", "null.jpg", "x.jpg"}
-    assert res["good.png"].error is None
-    for name in ("photo.heic", "photo.jfif", "drawing.svg", "null.jpg", "x.jpg"):
+    assert set(res) == {"good.png", "real.jfif", "photo.heic", "photo.jfif", "drawing.svg", "notes.txt", "null.jpg",
+                        "x.jpg"}
+    assert res["good.png"].error is None and res["real.jfif"].error is None
+    for name in ("photo.heic", "drawing.svg", "notes.txt"):
         assert res[name].error["code"] == "unsupported_format", (name, res[name].error)
+    assert res["photo.jfif"].error["code"] in ("unreadable_image", "unsupported_format")  # damaged
+    for name in ("null.jpg", "x.jpg"):  # a device, a folder: not a regular file (as for an explicit path)
+        assert res[name].error["code"] == "unreadable_image" and "regular file" in res[name].error["message"]
 
 
 # -- finding 13: training tools ----------------------------------------------------------------------
