@@ -10,7 +10,8 @@ On every image of ``reference.jsonl`` (400 NUAA images, train and test lists):
   (FaceAnalyzer, largest face, centre box when none), the dlib box mapped to a RetinaFace-like box
   by ``DLIB_MAP``, then MiniFasNetPair.predict: fused-label agreement with the reference.
 
-``--fit`` first fits the dlib -> RetinaFace mapping by least squares on the reference images of
+Also the IoU of the mapped dlib boxes with the reference boxes. ``--identity`` uses the dlib
+box unchanged (for comparison). ``--fit`` first fits the dlib -> RetinaFace mapping by least squares on the reference images of
 the NUAA TRAINING lists only (centre shifts and sizes proportional to the dlib box) and uses it
 (print it; copy it into DLIB_MAP to make it the product's rule). The weights folder is
 ``FASFINDER_MINIFASNET_DIR`` or ../shared/models/minifasnet; NUAA is ../shared/data/nuaa.
@@ -45,10 +46,20 @@ def fit_mapping(dlib_boxes, ret_boxes) -> dict:
             "w": round(ls(r[:, 2], dw), 4), "h": round(ls(r[:, 3], dh), 4)}
 
 
+def box_iou(a, b) -> float:
+    """IoU of two (x, y, w, h) boxes."""
+
+    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--nuaa", default=str(ROOT.parent / "shared" / "data" / "nuaa"))
     ap.add_argument("--fit", action="store_true")
+    ap.add_argument("--identity", action="store_true", help="dlib box unchanged (no mapping)")
     ap.add_argument("--json", default="")
     args = ap.parse_args(argv)
 
@@ -77,13 +88,16 @@ def main(argv=None) -> int:
         rgb = load_image(db / r["path"]).pixels
         face, detected = detect_face(analyzer, rgb)
         rows.append((r, rgb, face, detected))
+    if args.identity:
+        mf.DLIB_MAP.update({"cx": 0.0, "cy": 0.0, "w": 1.0, "h": 1.0})
     mapping = dict(mf.DLIB_MAP)
     fit_on = [(f.box, r["box"]) for r, _, f, det in rows if det and r["path"] in train]
     if args.fit:
         mapping = fit_mapping([a for a, _ in fit_on], [b for _, b in fit_on])
         mf.DLIB_MAP.update(mapping)
-    agree_dlib, disagree = 0, []
+    agree_dlib, disagree, ious = 0, [], []
     for r, rgb, face, detected in rows:
+        ious.append(box_iou(mf.face_box(face), r["box"]))
         v = pair.predict(rgb, [face])[0]
         if (v.label == "real") == r["real"]:
             agree_dlib += 1
@@ -96,6 +110,7 @@ def main(argv=None) -> int:
         "fused_label_agreement_reference_box": f"{agree_ref}/{n}",
         "dlib_map": mapping,
         "dlib_map_fitted_on_train_images": len(fit_on) if args.fit else None,
+        "mapped_box_iou_vs_reference": {"mean": round(float(np.mean(ious)), 4), "min": round(float(np.min(ious)), 4)},
         "dlib_no_face": sum(1 for *_, det in rows if not det),
         "fused_label_agreement_dlib_box": f"{agree_dlib}/{n} ({100.0 * agree_dlib / n:.2f} %)",
         "disagreements_dlib_box": disagree,
