@@ -92,8 +92,8 @@ class InternalError(FasFinderError):
 
     code = "internal_error"
 
-    def __init__(self, message: str, *, exception: str | None = None):
-        super().__init__(message)
+    def __init__(self, message: str, *, code: str | None = None, exception: str | None = None):
+        super().__init__(message, code=code)  # ``code``: fasfinder.host rebuilds errors as cls(message, code=...)
         self.exception = exception
 
     @classmethod

@@ -389,3 +389,14 @@ def test_training_checkpoints_refuse_pickled_objects(tmp_path):
     torch.save({"net": {"w": torch.ones(2)}, "x": _Evil()}, evil)
     with pytest.raises(pickle.UnpicklingError):
         load_checkpoint(evil)
+
+
+def test_new_errors_cross_the_host_boundary():
+    """fasfinder.host rebuilds an operation's error on the caller's side as cls(message, code=code)."""
+
+    from fasfinder.errors import InternalError, LivenessUnavailable
+    from fasfinder.host import _error_tuple, _rebuild_error
+
+    for exc in (InternalError.wrap(ValueError("bad\nthing"), "x.jpg"), LivenessUnavailable("no model")):
+        back = _rebuild_error(*_error_tuple(exc))
+        assert type(back) is type(exc) and back.code == exc.code and back.message == exc.message
