@@ -16,20 +16,18 @@ import sys
 import numpy as np
 import pytest
 
-from fasfinder.faces import Face
 from fasfinder.gallery import Gallery
 from fasfinder.gallery.schema import SCHEMA, SCHEMA_VERSION
 
 from .conftest import REPO
+from .gallery_fakes import RGB, fake_face
 
 ENGINE = "test-vec"
 DIM = 16
-RGB = (np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8)
 
 
 def _face():
-    lm = np.full((68, 2), 32.0, np.float32)
-    return Face(box=(16, 16, 48, 48), landmarks=lm, shape5=lm[:5].copy(), score=1.0, detector="test")
+    return fake_face()
 
 
 def _add(g, i):

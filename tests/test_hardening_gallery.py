@@ -20,24 +20,22 @@ import pytest
 from PIL import Image
 
 from fasfinder.errors import GalleryError
-from fasfinder.faces import Face
 from fasfinder.gallery import Gallery
 from fasfinder.gallery.crops import decode_crop
 from fasfinder.gallery.index import VectorIndex
 
+from .gallery_fakes import RGB, fake_face, unit_vectors
+
 ENGINE = "test-vec"
 DIM = 32
-RGB = (np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8)
 
 
 def unit(rng, n=1):
-    v = rng.standard_normal((n, DIM)).astype(np.float32)
-    return v / np.linalg.norm(v, axis=1, keepdims=True)
+    return unit_vectors(rng, n, DIM)
 
 
 def face():
-    lm = np.full((68, 2), 32.0, np.float32)
-    return Face(box=(16, 16, 48, 48), landmarks=lm, shape5=lm[:5].copy(), score=1.0, detector="test")
+    return fake_face()
 
 
 def add(g, i, vec, prefix="p"):
