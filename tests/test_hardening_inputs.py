@@ -346,6 +346,22 @@ def test_training_tools_load_no_pickles_and_keep_checkpoints_out_of_tmp():
     assert cache_dir() in runs.parents
 
 
+def test_nuaa_face_cache_defaults_to_the_user_cache_dir(monkeypatch, tmp_path):
+    """The NUAA face/crop cache the FAS trainers read back is not under world-writable /tmp by default."""
+
+    import importlib
+
+    from fasfinder.evaluation import nuaa
+
+    monkeypatch.delenv("FASFINDER_FAS_CACHE", raising=False)
+    monkeypatch.setenv("FASFINDER_CACHE_DIR", str(tmp_path / "cache"))
+    try:
+        assert importlib.reload(nuaa).DEFAULT_CACHE == tmp_path / "cache" / "fas_nuaa"
+    finally:
+        monkeypatch.undo()
+        importlib.reload(nuaa)
+
+
 def test_fas_synth_data_file_loads_without_pickle(tmp_path):
     """The packed layout written by fas_synth.build: np.load(allow_pickle=False) reads all of it."""
 

@@ -3,8 +3,8 @@ the face of every image (detected once and cached) and the FAS metrics and thres
 
 Shared by protocol 5 (:mod:`fasfinder.evaluation.fas`) and the FAS trainers in
 :mod:`fasfinder.training` (which import this module; nothing here imports training code).
-Face boxes/landmarks are cached under ``FASFINDER_FAS_CACHE`` (default ``/tmp``, never in the
-repository).
+Face boxes/landmarks are cached under ``FASFINDER_FAS_CACHE`` (default: ``fas_nuaa`` in the user
+cache dir; never world-writable /tmp, never in the repository).
 """
 
 from __future__ import annotations
@@ -18,11 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ..settings import cache_dir
+
 LISTS = {
     "train": [("subset_client_train_raw.txt", "ClientRaw", 1), ("subset_imposter_train_raw.txt", "ImposterRaw", 0)],
     "test": [("subset_client_test_raw.txt", "ClientRaw", 1), ("subset_imposter_test_raw.txt", "ImposterRaw", 0)],
 }
-DEFAULT_CACHE = Path(os.environ.get("FASFINDER_FAS_CACHE", "/tmp/fasfinder_fas_cache"))
+#: ``FASFINDER_FAS_CACHE``, else ``fas_nuaa`` in the user cache dir (never world-writable /tmp)
+DEFAULT_CACHE = Path(os.environ.get("FASFINDER_FAS_CACHE") or cache_dir() / "fas_nuaa")
 
 
 

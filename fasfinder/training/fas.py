@@ -12,7 +12,7 @@ training lists (head fitted on session 1 scores session 2 and vice versa; NUAA f
 the session): the threshold minimising the ACER of those held-out scores. The test subset is a
 third session, so this is the training-data estimate of a session change.
 
-Face boxes/landmarks for the NUAA images are detected once and cached (default under /tmp, never
+Face boxes/landmarks for the NUAA images are detected once and cached (default in the user cache dir, never
 in the repository). Checkpoints are written every epoch to ``--ckpt-dir`` and a rerun with the
 same arguments resumes. The weights (state dict) and model card go to ``models/``; the decision
 threshold is chosen on the training images only.
