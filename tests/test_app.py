@@ -164,3 +164,21 @@ def test_demo_query_is_a_photo_the_demo_does_not_enroll(tmp_path):
     if len(plan) > 1:  # LFW present: a third photo of a demo person, never one of the enrolled ones
         assert str(query) not in {str(f) for _, files in plan for f in files}
         assert any(query.parent == files[0].parent for _, files in plan[1:])
+
+
+@pytest.mark.slow
+def test_delete_button_asks_first_and_no_deletes_nothing(qtbot, window, gallery_setup, monkeypatch):
+    import ui.docks.gallery as gallery_dock
+
+    win = window
+    host = gallery_setup["host"]
+    qtbot.waitUntil(lambda: win.gallery.tree.topLevelItemCount() >= 2, timeout=SLOW_MS)
+    before = host.call("counts")
+    asked = []
+    monkeypatch.setattr(gallery_dock, "ask", lambda *a, **k: asked.append(a[-1]) or False)
+    win.gallery.tree.setCurrentItem(win.gallery.tree.topLevelItem(0))
+    win.gallery.delete_btn.click()
+    assert asked and asked[0].startswith("Delete the person"), asked
+    qtbot.wait(500)
+    win.session.pool.wait_idle(timeout_ms=10_000, settle_ms=0)
+    assert host.call("counts") == before

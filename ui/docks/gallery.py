@@ -94,7 +94,8 @@ class GalleryDock(QDockWidget):
         self.edit_btn = QPushButton("Edit\u2026")
         self.edit_btn.clicked.connect(self.edit_selected)
         self.delete_btn = QPushButton("Delete")
-        self.delete_btn.clicked.connect(self.delete_selected)
+        # clicked(bool) would pass checked=False into ``confirm`` and delete without asking
+        self.delete_btn.clicked.connect(lambda _checked=False: self.delete_selected())
         for b in (self.import_btn, self.edit_btn, self.delete_btn):
             btns.addWidget(b)
         lay.addLayout(btns)
