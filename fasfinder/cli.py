@@ -75,9 +75,34 @@ def _service(args):
     if getattr(args, "all_faces", False):
         settings.enroll_all_faces = True
     db = getattr(args, "db", None)
-    ff = FasFinder(db or settings.gallery, settings=settings)
+    ff = FasFinder(db or settings.gallery, settings=settings, key=_key_from_file(getattr(args, "key_file", None)))
     ff.engine  # noqa: B018 - an unknown engine fails the command (exit 1), not each input
     return ff
+
+
+def _key_from_file(path: str | None) -> str | None:
+    """The gallery key from ``--key-file`` (its first line); None: the service reads $FASFINDER_GALLERY_KEY."""
+
+    if not path:
+        return None
+    from pathlib import Path
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FasFinderError(f"{path}: cannot read the key file ({type(exc).__name__})", code="bad_argument") from exc
+    key = text.splitlines()[0] if text.strip() else ""
+    if not key:
+        raise FasFinderError(f"{path}: the key file is empty", code="bad_argument")
+    return key
+
+
+def cmd_encrypt(args) -> int:
+    ff = _service(args)
+    out = ff.encrypt_gallery()
+    _emit(out, args.json, f"encrypted {_t(out['path'])}: {out['counts'].get('faces', 0)} face(s), "
+                          f"{out['index_files']} index file(s); plain copy removed")
+    return 0
 
 
 def _progress_printer(enabled: bool):
@@ -296,6 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--json", action="store_true", help="one JSON object per input on stdout")
         if db:
             sp.add_argument("--db", help="gallery file (default: the one in the settings)")
+            sp.add_argument("--key-file", help="file whose first line is the key of an encrypted gallery "
+                            "(default: $FASFINDER_GALLERY_KEY; without either the gallery is plain)")
         if engine:
             sp.add_argument("--engine", help="embedding engine (see `engines`)")
         sp.add_argument("--detector", choices=["hog", "cnn"], help="face detector")
@@ -353,6 +380,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also import archives that are unsigned or signed by an untrusted key (audited)")
     common(sp, engine=False)
     sp.set_defaults(func=cmd_import)
+
+    sp = sub.add_parser("encrypt", help="encrypt a plain gallery in place (key: $FASFINDER_GALLERY_KEY or --key-file)")
+    common(sp, engine=False)
+    sp.set_defaults(func=cmd_encrypt)
 
     sp = sub.add_parser("keys", help="this office's signing key and the trusted keys of other offices")
     ks = sp.add_subparsers(dest="action", metavar="ACTION", required=True)

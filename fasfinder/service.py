@@ -74,6 +74,10 @@ def label_for(path: Path, label_from: str) -> str:
     raise GalleryError(f"unknown label source {label_from!r} (use 'parent' or 'stem')", code="bad_argument")
 
 
+#: The environment variable holding the gallery key (see :class:`FasFinder`).
+GALLERY_KEY_ENV = "FASFINDER_GALLERY_KEY"
+
+
 class RecentQueries:
     """The decoded images and faces of the last queries, by sha256 (what explanations work on)."""
 
@@ -101,8 +105,12 @@ class FasFinder(ExplainOperations, GalleryOperations):
     """Service facade. Thread-safe: the GUI calls it from worker threads."""
 
     def __init__(self, gallery: str | os.PathLike | None = None, *, settings: Settings | None = None,
-                 engine: str | None = None):
+                 engine: str | None = None, key: str | None = None):
+        """``key``: the passphrase of an encrypted gallery; None: ``$FASFINDER_GALLERY_KEY`` when set
+        (never a setting: the key is not written anywhere). Without one the gallery is plain."""
+
         self.settings = settings or Settings()
+        self.gallery_key = key if key is not None else (os.environ.get(GALLERY_KEY_ENV) or None)
         if engine:
             self.settings.engine = engine
         self.gallery_path = Path(gallery or self.settings.gallery)
@@ -119,7 +127,8 @@ class FasFinder(ExplainOperations, GalleryOperations):
     def gallery(self) -> Gallery:
         with self._gallery_lock:
             if self._gallery is None:
-                self._gallery = Gallery(self.gallery_path, history_days=self.settings.history_days)
+                self._gallery = Gallery(self.gallery_path, history_days=self.settings.history_days,
+                                        key=self.gallery_key)
             return self._gallery
 
     @property

@@ -97,6 +97,22 @@ class GalleryOperations:
 
         return self.gallery.import_file(in_path, allow_unsigned=bool(allow_unsigned))
 
+    @operation
+    def encrypt_gallery(self) -> dict:
+        """Encrypt this (plain) gallery in place with the service's key (``FASFINDER_GALLERY_KEY`` or a key file).
+
+        SQLCipher copies the database (``sqlcipher_export``), the copy is verified row for row, the
+        index files are encrypted (AES-GCM), and the encrypted gallery is opened with the key and its
+        counts, indexes and audit chain checked before the plain backup is deleted; on any failure the
+        original stays in place. Audited (``gallery.encrypted``). Errors: ``bad_argument`` (no key),
+        ``already_encrypted``, ``encrypt_failed``. Returns the counts, engines and checks done.
+        """
+
+        from .gallery.migrate_encrypt import encrypt_gallery
+
+        self.close()  # the plain connection must be gone before the file is swapped
+        return encrypt_gallery(self.gallery_path, self.gallery_key)
+
     # -- signing keys (one Ed25519 key pair per office; see fasfinder/gallery/signing.py) --------
     @operation
     def keys_init(self, name: str | None = None) -> dict:

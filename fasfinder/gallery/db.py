@@ -12,6 +12,9 @@ sqlite-utils serves where it fits: the meta upserts and the table introspection 
 migration. The schema stays the SQL of schema.py (triggers, ``AUTOINCREMENT``, exact column
 definitions: existing files must keep their on-disk schema), and the migration stays a table
 rebuild of its own, because sqlite-utils' ``transform`` cannot add ``AUTOINCREMENT`` to a table.
+
+Opened with a ``key`` the connection is SQLCipher's (crypt.py): the file and its ``-wal`` are
+encrypted; without one it is the standard sqlite3 module, as before.
 """
 
 from __future__ import annotations
@@ -30,14 +33,18 @@ import sqlite_utils
 
 from ..errors import GalleryError
 from .chain import chain_existing, foreign_triggers
+from .crypt import DATABASE_ERRORS, OPERATIONAL_ERRORS, FileCipher, check_key, connect, open_error
 from .schema import AUTOINCREMENT_TABLES, SCHEMA, SCHEMA_VERSION, table_body
 
 
 class GalleryDB:
     """The SQLite connection of one gallery file (opened, created or migrated on construction)."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, *, key: str | None = None):
         self.path = Path(path)
+        self.key = check_key(key)
+        #: AES-GCM for the index files of an encrypted gallery (None: plain files).
+        self.file_cipher = FileCipher(self.key) if self.key is not None else None
         self.lock = threading.RLock()
         self._reading = False  # a read snapshot begun by snapshot() is open
         self.dropped_triggers: list[str] = []  # foreign triggers on audit/meta dropped at open (see below)
@@ -50,16 +57,20 @@ class GalleryDB:
                 self._open_read_only()
             else:
                 self._open_read_write()
-        except sqlite3.DatabaseError as exc:
-            raise GalleryError(f"{self.path}: not a FASFinder gallery or damaged ({exc})") from exc
+        except DATABASE_ERRORS as exc:
+            if not self.closed:
+                self.conn.close()
+                self.conn = None
+            raise open_error(self.path, self.key, exc) from exc
         finally:
             os.umask(old_umask)
         self.secure_files()
 
     def _connect(self, target: str, uri: bool = False) -> None:
-        self.conn = sqlite3.connect(target, timeout=30.0, check_same_thread=False, isolation_level=None, uri=uri)
-        self.conn.row_factory = sqlite3.Row
+        self.conn = connect(target, self.key, uri=uri)
         self.conn.execute("PRAGMA busy_timeout=30000")
+        if self.key is not None:  # a wrong key (or a plain file) fails here, before anything is written
+            self.conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
 
     def _open_read_write(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -244,7 +255,7 @@ class _Transaction:
                 try:
                     conn.execute("BEGIN IMMEDIATE")
                     return conn
-                except sqlite3.OperationalError as exc:
+                except OPERATIONAL_ERRORS as exc:
                     if "locked" not in str(exc) and "busy" not in str(exc) or attempt == 2:
                         raise GalleryError(f"gallery is busy: {exc}") from exc
                     time.sleep(0.1)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from datetime import UTC, datetime, timedelta
 
 from ..errors import GalleryError
 from .audit import AuditLog
+from .crypt import OPERATIONAL_ERRORS
 from .db import GalleryDB
 from .stamp import now_iso
 
@@ -55,7 +55,7 @@ class QueryHistory:
 
         try:
             return self._record(query_path=query_path, query_sha256=query_sha256, engine=engine, results=results)
-        except (OSError, sqlite3.OperationalError, GalleryError) as exc:
+        except (OSError, *OPERATIONAL_ERRORS, GalleryError) as exc:
             if isinstance(exc, GalleryError) and exc.code not in ("read_only", "gallery_error"):
                 raise
             self.last_error = f"the query was not recorded in the history ({exc})"

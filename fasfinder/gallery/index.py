@@ -16,7 +16,8 @@ On disk an index is one file written atomically (temporary file, fsync, ``os.rep
 The header holds the index kind, dimension, the identity of its gallery (``gallery_id``, the random
 id in the gallery's meta table: an index beside a gallery it was not built for is rebuilt, see
 vectors.py), the gallery generation (``gen``, a counter SQLite triggers bump on every change of the
-embeddings table) the index reflects, and the sha256 of the payload. A file whose checksum fails is never handed to FAISS (a damaged FAISS file can crash the
+embeddings table) the index reflects, and the sha256 of the payload. The index of an encrypted
+gallery is this whole file encrypted with AES-256-GCM (crypt.py: ``FASENC1`` header, scrypt salt). A file whose checksum fails is never handed to FAISS (a damaged FAISS file can crash the
 process instead of raising); it is rebuilt from SQLite instead.
 """
 
@@ -29,6 +30,8 @@ import struct
 from pathlib import Path
 
 import numpy as np
+
+from .crypt import FileCipher
 
 MAGIC = b"FASIDX1\n"
 
@@ -97,6 +100,29 @@ def clean_stale_temp_files(path: Path) -> int:
     return removed
 
 
+def write_atomic(path: Path, parts) -> None:
+    """Write ``parts`` (bytes-like) to ``path`` atomically: ``<path>.<pid>.tmp`` (0600), fsync,
+    ``os.replace``, fsync of the folder."""
+
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    fd = os.open(str(tmp), os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            for part in parts:
+                fh.write(part)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    finally:
+        if tmp.exists():
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+
+
 class VectorIndex:
     """Cosine search (inner product on L2-normalised vectors) keyed by SQLite face ids."""
 
@@ -158,8 +184,12 @@ class VectorIndex:
 
     # -- persistence ---------------------------------------------------------------------
     @classmethod
-    def load(cls, dim: int, path: Path) -> VectorIndex | None:
-        """The index saved at ``path``, or None when it is missing, damaged or of another size."""
+    def load(cls, dim: int, path: Path, cipher: FileCipher | None = None) -> VectorIndex | None:
+        """The index saved at ``path``, or None when it is missing, damaged or of another size.
+
+        With ``cipher`` (an encrypted gallery) only an encrypted file that decrypts is accepted; without
+        one only a plain file (a file of the other kind is rebuilt from SQLite, like a damaged one).
+        """
 
         import faiss
 
@@ -167,14 +197,17 @@ class VectorIndex:
         if not path.is_file():
             return None
         try:
-            with open(path, "rb") as fh:
-                if fh.read(len(MAGIC)) != MAGIC:
-                    return None  # an older raw FAISS file or garbage: rebuilt from SQLite
-                (hlen,) = struct.unpack("<Q", fh.read(8))
-                if hlen > 1 << 20:
-                    return None
-                header = json.loads(fh.read(hlen).decode("utf-8"))
-                payload = fh.read()
+            blob = path.read_bytes()
+            if cipher is not None:
+                blob = cipher.decrypt(blob)  # ValueError / WrongKey: rebuilt from the (decrypted) gallery
+            if blob[:len(MAGIC)] != MAGIC:
+                return None  # an older raw FAISS file, an encrypted one without the key, or garbage
+            (hlen,) = struct.unpack("<Q", blob[len(MAGIC):len(MAGIC) + 8])
+            if hlen > 1 << 20:
+                return None
+            start = len(MAGIC) + 8
+            header = json.loads(blob[start:start + hlen].decode("utf-8"))
+            payload = blob[start + hlen:]
             if len(payload) != header["payload_bytes"] or hashlib.sha256(payload).hexdigest() != header["sha256"]:
                 return None
             if int(header["dim"]) != dim or header["kind"] not in ("flat", "ivf"):
@@ -207,8 +240,10 @@ class VectorIndex:
         idx._index = loaded
         return idx
 
-    def save(self) -> None:
-        """Write atomically: ``<path>.<pid>.tmp``, fsync, ``os.replace``, fsync of the folder."""
+    def save(self, cipher: FileCipher | None = None) -> None:
+        """Write atomically: ``<path>.<pid>.tmp``, fsync, ``os.replace``, fsync of the folder.
+
+        With ``cipher`` the whole file is written encrypted (crypt.py's AES-GCM format)."""
 
         import faiss
 
@@ -221,25 +256,8 @@ class VectorIndex:
             "nprobe": self.nprobe, "trained_on": self.trained_on, "payload_bytes": int(payload.nbytes),
             "sha256": hashlib.sha256(payload.data).hexdigest(),
         }, sort_keys=True).encode("utf-8")
-        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-        fd = os.open(str(tmp), os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(MAGIC)
-                fh.write(struct.pack("<Q", len(header)))
-                fh.write(header)
-                fh.write(payload.data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, self.path)
-            _fsync_dir(self.path.parent)
-        finally:
-            if tmp.exists():
-                try:
-                    tmp.unlink()
-                except OSError:
-                    pass
+        plain = [MAGIC, struct.pack("<Q", len(header)), header, payload.data]
+        write_atomic(self.path, plain if cipher is None else [cipher.encrypt(b"".join(plain))])
         self.dirty = False
 
     def nbytes(self) -> int:

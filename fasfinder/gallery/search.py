@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import GalleryError
 from .audit import AuditLog
+from .crypt import OPERATIONAL_ERRORS
 from .vectors import NORM_TOL, Vectors
 
 log = logging.getLogger("fasfinder.gallery")
@@ -86,7 +86,7 @@ def search(vectors: Vectors, audit: AuditLog | None, engine: str, queries: np.nd
                 with db.transaction():
                     audit.write("search", {"engine": engine, "queries": len(queries), "k": k,
                                            "hits": [[h.face_id for h in hs] for hs in out]})
-            except (OSError, sqlite3.OperationalError, GalleryError) as exc:  # disk full, busy: answer anyway
+            except (OSError, *OPERATIONAL_ERRORS, GalleryError) as exc:  # disk full, busy: answer anyway
                 vectors.last_write_error = f"the search could not be written to the audit log ({exc})"
                 log.warning("%s: %s", db.path, vectors.last_write_error)
     return out

@@ -53,7 +53,8 @@ class Gallery:
     """A gallery file (SQLite) plus its per-engine FAISS indexes (``<db>.<engine>.faiss``)."""
 
     def __init__(self, path: str | os.PathLike, *, user: str | None = None, exact_max: int | None = None,
-                 checkpoint_seconds: float = 120.0, audit_searches: bool = True, history_days: int | None = None):
+                 checkpoint_seconds: float = 120.0, audit_searches: bool = True, history_days: int | None = None,
+                 key: str | None = None):
         """Open (creating with owner-only permissions) the gallery at ``path``.
 
         ``exact_max``: exact (Flat) search up to this many faces per engine, approximate (IVF)
@@ -63,11 +64,14 @@ class Gallery:
         ``audit_searches``: write an audit row for every :meth:`search`.
         ``history_days``: recorded queries older than this many days are deleted (audited) now and
         at every :meth:`record_query`; None keeps them all.
+        ``key``: the passphrase of an encrypted gallery (a new file is created encrypted; see crypt.py).
+        A gallery opened with a wrong key, or an encrypted one without a key, raises GalleryError
+        (code ``wrong_key`` / ``gallery_locked``); a plain one opened with a key, ``not_encrypted``.
         """
 
         self.path = Path(path)
         user = user or current_user()
-        self._db = GalleryDB(self.path)
+        self._db = GalleryDB(self.path, key=key)
         if exact_max is None:
             stored = self._db.meta("index.exact_max")
             exact_max = int(stored) if stored is not None else EXACT_MAX
@@ -86,6 +90,12 @@ class Gallery:
         """The SQLite connection (None once closed)."""
 
         return self._db.conn
+
+    @property
+    def encrypted(self) -> bool:
+        """Opened with a key: the database (SQLCipher) and the index files (AES-GCM) are encrypted."""
+
+        return self._db.key is not None
 
     @property
     def user(self) -> str:

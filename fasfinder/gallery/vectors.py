@@ -258,7 +258,7 @@ class Vectors:
                 raise NotFoundInGallery(f"the gallery holds no embeddings of engine {engine} (and no vector size "
                                         "was given to open an empty index)")
         self._dims[engine] = dim
-        idx = VectorIndex.load(dim, path)
+        idx = VectorIndex.load(dim, path, self.db.file_cipher)
         reason = None
         if idx is None:
             reason = "index file damaged or outdated" if path.exists() else "index file missing"
@@ -315,7 +315,7 @@ class Vectors:
             return
         idx.gallery_id = self.db.gallery_id
         try:
-            idx.save()
+            idx.save(self.db.file_cipher)
             self.last_save_error = None
         except OSError as exc:
             self.last_save_error = f"{idx.path}: {exc}"
