@@ -80,6 +80,9 @@ def _service(args):
     return ff
 
 
+ARCHIVE_KEY_HELP = "file whose first line is the passphrase of encrypted archives (default: $FASFINDER_ARCHIVE_KEY)"
+
+
 def _key_from_file(path: str | None) -> str | None:
     """The gallery key from ``--key-file`` (its first line); None: the service reads $FASFINDER_GALLERY_KEY."""
 
@@ -209,12 +212,14 @@ def cmd_audit(args) -> int:
 def cmd_export(args) -> int:
     ff = _service(args)
     try:
-        summary = ff.export_archive(args.out, labels=args.label, case_ids=args.case_id)
+        summary = ff.export_archive(args.out, labels=args.label, case_ids=args.case_id,
+                                    archive_key=_key_from_file(args.archive_key_file))
     finally:
         ff.close()
     _emit(dict(summary, error=None), args.json,
           f"{_t(summary['path'])}: {summary['persons']} person(s), {summary['images']} image(s), {summary['faces']} face(s), "
-          f"sha256 {summary['sha256']}, signed by {_t(summary['signer']['name'])} ({summary['signer']['fingerprint'][:16]})")
+          f"sha256 {summary['sha256']}, signed by {_t(summary['signer']['name'])} ({summary['signer']['fingerprint'][:16]})"
+          + (", encrypted" if summary.get("encrypted") else ""))
     return 0
 
 
@@ -226,11 +231,11 @@ def _signature_text(sig: dict | None) -> str:
 
 
 def cmd_import(args) -> int:
-    ff = _service(args)
+    ff, archive_key = _service(args), _key_from_file(args.archive_key_file)
     try:
         for path in args.files:
             try:
-                d = dict(ff.import_archive(path, allow_unsigned=args.allow_unsigned), error=None)
+                d = dict(ff.import_archive(path, allow_unsigned=args.allow_unsigned, archive_key=archive_key), error=None)
                 human = (f"{_t(path)}: {d['images']} image(s) imported, {d['duplicates']} already enrolled, "
                          f"{d['persons_created']} new person(s); signature {_signature_text(d.get('signature'))}")
             except FasFinderError as exc:
@@ -371,6 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("out", help="export file to write (zip)")
     sp.add_argument("--label", action="append", help="only this person (repeatable)")
     sp.add_argument("--case-id", action="append", help="only persons with this case id (repeatable)")
+    sp.add_argument("--archive-key-file", help=ARCHIVE_KEY_HELP + "; an encrypted gallery exports encrypted by default")
     common(sp, engine=False)
     sp.set_defaults(func=cmd_export)
 
@@ -378,6 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("files", nargs="+")
     sp.add_argument("--allow-unsigned", action="store_true",
                     help="also import archives that are unsigned or signed by an untrusted key (audited)")
+    sp.add_argument("--archive-key-file", help=ARCHIVE_KEY_HELP + "; else the gallery key is tried")
     common(sp, engine=False)
     sp.set_defaults(func=cmd_import)
 

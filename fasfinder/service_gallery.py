@@ -15,6 +15,9 @@ from .errors import BadArgument, check_label
 from .gallery import GalleryRecord, signing
 from .operations import operation
 
+#: The passphrase of encrypted export archives when no ``archive_key`` is given (else the gallery key).
+ARCHIVE_KEY_ENV = "FASFINDER_ARCHIVE_KEY"
+
 
 class GalleryOperations:
     """Gallery upkeep operations (needs ``self.gallery``)."""
@@ -79,23 +82,34 @@ class GalleryOperations:
 
     @operation
     def export_archive(self, out_path: str | os.PathLike, *, labels: list[str] | None = None,
-                       case_ids: list[str] | None = None) -> dict:
-        """Write the gallery (or the persons with these labels / case ids) to one verifiable file."""
+                       case_ids: list[str] | None = None, archive_key: str | None = None) -> dict:
+        """Write the gallery (or the persons with these labels / case ids) to one verifiable file.
 
-        return self.gallery.export(out_path, labels=labels, case_ids=case_ids)
+        The archive is encrypted (AES-256-GCM, an scrypt key; gallery/envelope.py) with ``archive_key``,
+        else ``$FASFINDER_ARCHIVE_KEY``, else -- for an encrypted gallery only -- the gallery key; a
+        plain gallery without an archive key exports plain. The result's ``encrypted`` says which.
+        """
+
+        key = archive_key or os.environ.get(ARCHIVE_KEY_ENV) or (self.gallery_key if self.gallery.encrypted else None)
+        return self.gallery.export(out_path, labels=labels, case_ids=case_ids, passphrase=key)
 
     @operation
-    def import_archive(self, in_path: str | os.PathLike, allow_unsigned: bool = False) -> dict:
+    def import_archive(self, in_path: str | os.PathLike, allow_unsigned: bool = False,
+                       archive_key: str | None = None) -> dict:
         """Verify an archive and import it in one transaction (all or nothing).
 
-        The archive must carry a valid signature of this office or of a trusted office (errors
+        An encrypted archive is decrypted (in memory) with ``archive_key``, else
+        ``$FASFINDER_ARCHIVE_KEY``, else the gallery key: errors ``archive_locked`` (no key),
+        ``archive_wrong_key`` (wrong passphrase or a changed byte), ``bad_archive``. The archive must
+        carry a valid signature of this office or of a trusted office (errors
         ``unsigned_archive``, ``untrusted_signer``, ``bad_signature``). ``allow_unsigned=True``
         imports an unsigned or untrusted-signer archive anyway and records that in the audit row
         (``details.signature``); a bad signature is always refused. The result's ``signature``
-        says what was found.
+        says what was found, ``encrypted`` whether the file was.
         """
 
-        return self.gallery.import_file(in_path, allow_unsigned=bool(allow_unsigned))
+        key = archive_key or os.environ.get(ARCHIVE_KEY_ENV) or self.gallery_key
+        return self.gallery.import_file(in_path, allow_unsigned=bool(allow_unsigned), passphrase=key)
 
     @operation
     def encrypt_gallery(self) -> dict:

@@ -141,28 +141,30 @@ class FileCipher:
             self._keys[cache_key] = Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(self._secret)
         return self._keys[cache_key]
 
-    def encrypt(self, plain: bytes) -> bytes:
+    def encrypt(self, plain: bytes, magic: bytes = ENC_MAGIC) -> bytes:
+        """``magic`` | header length | header | ciphertext+tag (the magic names the file kind)."""
+
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
         nonce = os.urandom(12)
         header = json.dumps({"alg": "AES-256-GCM", "kdf": "scrypt", "n": SCRYPT_N, "r": SCRYPT_R, "p": SCRYPT_P,
                              "salt": self._salt.hex(), "nonce": nonce.hex()}, sort_keys=True).encode("utf-8")
-        aad = ENC_MAGIC + struct.pack("<Q", len(header)) + header
+        aad = magic + struct.pack("<Q", len(header)) + header
         key = self._key(self._salt, SCRYPT_N, SCRYPT_R, SCRYPT_P)
         return aad + AESGCM(key).encrypt(nonce, bytes(plain), aad)
 
-    def decrypt(self, blob: bytes) -> bytes:
+    def decrypt(self, blob: bytes, magic: bytes = ENC_MAGIC) -> bytes:
         """The plain bytes; ValueError for a file not in this format, :class:`WrongKey` when the tag fails."""
 
         from cryptography.exceptions import InvalidTag
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-        if not is_encrypted(blob):
+        if blob[:len(magic)] != magic or len(blob) < len(magic) + 8:
             raise ValueError("not an encrypted FASFinder file")
-        (hlen,) = struct.unpack("<Q", blob[len(ENC_MAGIC):len(ENC_MAGIC) + 8])
+        (hlen,) = struct.unpack("<Q", blob[len(magic):len(magic) + 8])
         if hlen > 1 << 16:
             raise ValueError("encrypted file header too long")
-        start = len(ENC_MAGIC) + 8
+        start = len(magic) + 8
         header = json.loads(blob[start:start + hlen].decode("utf-8"))
         if header.get("alg") != "AES-256-GCM" or header.get("kdf") != "scrypt":
             raise ValueError("unknown encryption scheme")

@@ -313,12 +313,15 @@ class Gallery:
 
     # -- export / import -------------------------------------------------------------------
     def export(self, out_path: str | os.PathLike, *, labels: list[str] | None = None,
-               case_ids: list[str] | None = None) -> dict:
-        """Write the gallery (or the persons with these labels / case ids) to one file; see transfer.py."""
+               case_ids: list[str] | None = None, passphrase: str | None = None) -> dict:
+        """Write the gallery (or the persons with these labels / case ids) to one file, encrypted with
+        ``passphrase`` when given; see transfer.py and envelope.py."""
 
-        return transfer.export_gallery(self, out_path, labels=labels, case_ids=case_ids)
+        return transfer.export_gallery(self, out_path, labels=labels, case_ids=case_ids, passphrase=passphrase)
 
-    def import_file(self, in_path: str | os.PathLike, *, allow_unsigned: bool = False) -> dict:
-        """Verify and import an export file in one transaction (all or nothing); see transfer.py."""
+    def import_file(self, in_path: str | os.PathLike, *, allow_unsigned: bool = False,
+                    passphrase: str | None = None) -> dict:
+        """Verify and import an export file in one transaction (all or nothing); an encrypted one is
+        decrypted with ``passphrase``; see transfer.py."""
 
-        return transfer.import_gallery(self, in_path, allow_unsigned=allow_unsigned)
+        return transfer.import_gallery(self, in_path, allow_unsigned=allow_unsigned, passphrase=passphrase)

@@ -16,7 +16,9 @@ every crop and embedding hash, sizes against the target gallery) and then insert
 Images whose content is already enrolled are skipped (re-importing a file is idempotent); persons
 are matched by label. The hashes detect damage and naive tampering; authenticity comes from a third
 member, ``signature.json``: the exporting office's Ed25519 signature over the manifest, checked
-against the trusted keys on import (see :mod:`fasfinder.gallery.signing`).
+against the trusted keys on import (see :mod:`fasfinder.gallery.signing`). With a passphrase the
+whole signed zip is written inside an encrypted envelope (:mod:`fasfinder.gallery.envelope`); import
+recognises the envelope by its magic and decrypts it in memory before the checks above.
 
 This module works through the gallery's public methods only (``snapshot``, ``transaction``,
 ``prepare_engines``, ``audit``, ``flush``, ``user``, ``path``) and never imports the gallery store:
@@ -28,6 +30,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import io
 import json
 import os
 import zipfile
@@ -36,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import GalleryError
-from . import signing
+from . import envelope, signing
 from .archive_checks import (MAX_FACES, MAX_MANIFEST_BYTES, MAX_RECORD_BYTES, MAX_SIDE, bad_archive, check_int, check_json,
                              check_num, check_text, check_engine_names, check_members)
 from .crops import CROP_MAX_BYTES, decode_crop
@@ -74,16 +77,17 @@ def _invalid(msg: str) -> GalleryError:
     return GalleryError(msg, code="import_invalid")
 
 
-def export_gallery(gallery, out_path, *, labels=None, case_ids=None) -> dict:
-    """Write the selected persons (all when no filter) with their images, faces and embeddings."""
+def export_gallery(gallery, out_path, *, labels=None, case_ids=None, passphrase: str | None = None) -> dict:
+    """Write the selected persons (all when no filter) with their images, faces and embeddings;
+    with ``passphrase``, inside an encrypted envelope (envelope.py)."""
 
     try:
-        return _export(gallery, out_path, labels=labels, case_ids=case_ids)
+        return _export(gallery, out_path, labels=labels, case_ids=case_ids, passphrase=passphrase)
     except OSError as exc:
         raise GalleryError(f"{out_path}: cannot write the export ({exc})", code="io_error") from exc
 
 
-def _export(gallery, out_path, *, labels=None, case_ids=None) -> dict:
+def _export(gallery, out_path, *, labels=None, case_ids=None, passphrase=None) -> dict:
     out_path = Path(out_path)
     labels = list(labels or [])
     case_ids = list(case_ids or [])
@@ -107,9 +111,10 @@ def _export(gallery, out_path, *, labels=None, case_ids=None) -> dict:
     persons = set()
     n_faces = 0
     data_hash = hashlib.sha256()
+    target = io.BytesIO() if passphrase is not None else tmp  # an encrypted export is never plain on disk
     try:
         # one consistent snapshot of the gallery
-        with gallery.snapshot() as conn, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        with gallery.snapshot() as conn, zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             with zf.open(RECORDS, "w") as rec_out:
                 images = conn.execute(
                     "SELECT i.*, p.label, p.case_id, p.metadata AS person_metadata FROM images i "
@@ -155,6 +160,12 @@ def _export(gallery, out_path, *, labels=None, case_ids=None) -> dict:
             # the office's signature over the manifest (which hashes all content); see signing.py
             signature, signer = signing.sign_manifest(manifest_bytes)
             zf.writestr(signing.SIGNATURE, signature)
+        if passphrase is not None:
+            sealed = envelope.seal(target.getbuffer(), passphrase)
+            target = None
+            with open(tmp, "wb") as fh:
+                fh.write(sealed)
+            del sealed
     except BaseException:
         if tmp.exists():
             tmp.unlink()
@@ -165,7 +176,7 @@ def _export(gallery, out_path, *, labels=None, case_ids=None) -> dict:
     file_sha = _file_sha(out_path)
     summary = {"path": str(out_path), "persons": len(persons), "images": len(record_hashes), "faces": n_faces,
                "engines": engines, "sha256": file_sha, "filters": {"labels": labels, "case_ids": case_ids},
-               "signer": signer}
+               "signer": signer, "encrypted": passphrase is not None}
     gallery.audit("gallery.export", summary)
     return summary
 
@@ -178,11 +189,13 @@ def _file_sha(path: Path) -> str:
     return h.hexdigest()
 
 
-def _open_archive(path: Path) -> tuple[zipfile.ZipFile, dict]:
+def _open_archive(path: Path, passphrase: str | None = None) -> tuple[zipfile.ZipFile, dict]:
     if not path.is_file():
         raise _invalid(f"{path}: no such file")
+    # an encrypted archive is decrypted in memory (size-checked first); the zip checks below then apply
+    source = envelope.open_envelope(path, passphrase) if envelope.is_envelope(path) else path
     try:
-        zf = zipfile.ZipFile(path)
+        zf = zipfile.ZipFile(source)
         check_members(zf, path, MANIFEST)
         names = set(zf.namelist())
         if MANIFEST not in names or RECORDS not in names:
@@ -325,15 +338,18 @@ def _decode_record(rec: dict, engines: dict, path: Path, n: int, *, decode_crops
         raise bad_archive(f"{where} is malformed ({type(exc).__name__}: {exc})") from exc
 
 
-def import_gallery(gallery, in_path, *, allow_unsigned: bool = False) -> dict:
+def import_gallery(gallery, in_path, *, allow_unsigned: bool = False, passphrase: str | None = None) -> dict:
     """Verify ``in_path`` completely, then import it in one transaction.
+
+    An encrypted archive (envelope.py) is decrypted with ``passphrase`` first (``archive_locked``
+    without one, ``archive_wrong_key`` when it does not decrypt).
 
     The archive must be signed by the own office or a trusted key (see signing.py); with
     ``allow_unsigned`` an unsigned or untrusted-signer archive is imported and its audit row says so.
     """
 
     path = Path(in_path)
-    zf, manifest = _open_archive(path)
+    zf, manifest = _open_archive(path, passphrase)
     with zf:
         with gallery.snapshot() as conn:
             known = {r[0] for r in conn.execute("SELECT DISTINCT engine FROM embeddings")}
@@ -350,7 +366,7 @@ def import_gallery(gallery, in_path, *, allow_unsigned: bool = False) -> dict:
         verdict = _check_signature(zf, path, allow_unsigned)
         # Pass 2: insert in one transaction (records re-verified as they are read).
         stats = {"path": str(path), "images": 0, "duplicates": 0, "faces": 0, "persons_created": 0,
-                 "sha256": _file_sha(path), "signature": verdict}
+                 "sha256": _file_sha(path), "signature": verdict, "encrypted": envelope.is_envelope(path)}
         with gallery.transaction() as conn:
             n = 0
             for rec in _records(zf, manifest, path):
