@@ -17,7 +17,7 @@ def fake_face() -> Face:
     return Face(box=(16, 16, 48, 48), landmarks=lm, shape5=lm[:5].copy(), score=1.0, detector="test")
 
 
-def unit_vectors(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
+def unit_vectors(rng: np.random.Generator, n: int = 1, *, dim: int) -> np.ndarray:
     """``n`` random L2-normalised float32 vectors of size ``dim``."""
 
     v = rng.standard_normal((n, dim)).astype(np.float32)

@@ -39,7 +39,7 @@ def _no_key_env(monkeypatch):
 
 
 def fill(path: Path, key: str | None = None) -> np.ndarray:
-    vecs = unit_vectors(np.random.default_rng(11), N, DIM)
+    vecs = unit_vectors(np.random.default_rng(11), N, dim=DIM)
     with Gallery(path, user="tester", key=key) as g:
         for i in range(N):
             g.add_image(label=f"Suspect Zebulon {i}", path=f"img{i}.png", sha256=f"sha{i}", width=64, height=64,

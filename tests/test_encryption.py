@@ -29,7 +29,7 @@ KEY = "correct horse battery staple"
 
 
 def fill(path: Path, key: str | None = None, n: int = N) -> np.ndarray:
-    vecs = unit_vectors(np.random.default_rng(7), n, DIM)
+    vecs = unit_vectors(np.random.default_rng(7), n, dim=DIM)
     with Gallery(path, user="tester", key=key) as g:
         for i in range(n):
             g.add_image(label=f"person{i}", path=f"img{i}.png", sha256=f"sha{i}", width=64, height=64, rgb=RGB,
@@ -112,7 +112,7 @@ def test_encrypted_files_hold_no_jpeg_or_embedding_bytes(tmp_path):
     assert leaks(enc, needles) == []
     with Gallery(enc, key=KEY) as g:  # while open (the -wal holds recent pages): nothing in the clear either
         g.add_image(label="late", path="late.png", sha256="late", width=64, height=64, rgb=RGB, faces=[fake_face()],
-                    embeddings={ENGINE: unit_vectors(np.random.default_rng(99), 1, DIM)})
+                    embeddings={ENGINE: unit_vectors(np.random.default_rng(99), 1, dim=DIM)})
         late = bytes(g.face_row(N + 1)["crop"])
         assert leaks(enc, [*needles, late]) == []
 

@@ -3,6 +3,8 @@ concurrent search during an import. Synthetic faces through ``Gallery.add_image`
 
 from __future__ import annotations
 
+from functools import partial
+
 import json
 import os
 import sqlite3
@@ -25,12 +27,8 @@ ENGINE = "test-vec"
 DIM = 32
 
 
-def unit(rng, n=1):
-    return unit_vectors(rng, n, DIM)
-
-
-def face():
-    return fake_face()
+unit = partial(unit_vectors, dim=DIM)  # unit(rng, n=1): n random unit vectors of the test engine
+face = fake_face
 
 
 

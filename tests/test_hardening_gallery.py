@@ -4,6 +4,8 @@ Every archive and gallery is generated here (synthetic unit vectors through ``Ga
 
 from __future__ import annotations
 
+from functools import partial
+
 import base64
 import hashlib
 import io
@@ -30,12 +32,8 @@ ENGINE = "test-vec"
 DIM = 32
 
 
-def unit(rng, n=1):
-    return unit_vectors(rng, n, DIM)
-
-
-def face():
-    return fake_face()
+unit = partial(unit_vectors, dim=DIM)  # unit(rng, n=1): n random unit vectors of the test engine
+face = fake_face
 
 
 def add(g, i, vec, prefix="p"):
