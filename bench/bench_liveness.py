@@ -46,7 +46,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     from fasfinder.engines import get_engine
     from fasfinder.faces import FaceAnalyzer
-    from fasfinder.liveness import LivenessModel, default_liveness_model
+    from fasfinder.liveness import default_liveness_model, load_liveness_model
 
     if args.image:
         from fasfinder.imaging import load_image
@@ -60,12 +60,12 @@ def main(argv=None) -> int:
     if not faces:
         print("no face found", file=sys.stderr)
         return 1
-    from fasfinder.liveness.minifasnet import reference_model
-
-    models = [reference_model() if n == "minifasnet" else LivenessModel.from_card(n) for n in args.model] if args.model else [default_liveness_model()]
+    models = [load_liveness_model(n) for n in args.model] if args.model else [default_liveness_model()]
     engine = get_engine("dlib-resnet")
+    default_engine = get_engine("dlib-resnet-torch")
     res = {}
-    fns = [("embed_dlib_resnet_ms", lambda: engine.embed_faces(rgb, faces))]
+    fns = [("embed_dlib_resnet_ms", lambda: engine.embed_faces(rgb, faces)),
+           ("embed_default_engine_ms[dlib-resnet-torch]", lambda: default_engine.embed_faces(rgb, faces))]
     for m in models:
         fns += [(f"liveness_predict_ms[{m.name}]", lambda m=m: m.predict(rgb, faces)),
                 (f"liveness_explain_ms[{m.name}]", lambda m=m: m.explain(rgb, faces[0]))]

@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 
 from .errors import FasFinderError
 
@@ -88,7 +89,6 @@ def _key_from_file(path: str | None) -> str | None:
 
     if not path:
         return None
-    from pathlib import Path
 
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -300,8 +300,11 @@ def cmd_eval(args) -> int:
         out = evaluate_ident(args.lfw, engine=args.engine, progress=progress)
     elif args.protocol == "fas":
         from .evaluation.fas import evaluate_fas
+        from .evaluation.nuaa import face_cache
 
-        out = evaluate_fas(args.nuaa, progress=progress, model=args.model or None)
+        # faces detected once (the same detect_face as evaluate_fas) and cached in the user cache dir
+        faces = face_cache(args.nuaa, "test") if (Path(args.nuaa) / "db").is_dir() else None
+        out = evaluate_fas(args.nuaa, progress=progress, model=args.model or None, faces=faces)
     elif args.protocol == "calibrate":
         from .evaluation.calibrate import calibrate_engine
 

@@ -97,10 +97,11 @@ class EnrollResult:
     faces: int
     error: dict | None = None
     liveness: list | None = None
+    review: str | None = None  # why a person should look at this enrollment (e.g. liveness uncertain)
 
     def to_dict(self) -> dict:
         return {"path": self.path, "label": self.label, "record_id": self.record_id, "faces": self.faces,
-                "error": self.error, "liveness": self.liveness}
+                "error": self.error, "liveness": self.liveness, "review": self.review}
 
 
 @dataclass

@@ -149,9 +149,9 @@ class FasFinder(ExplainOperations, GalleryOperations):
         with self._liveness_lock:
             if self._liveness is None and self._liveness_error is None:
                 try:
-                    from .liveness import default_liveness_model
+                    from .liveness import DEFAULT_MODEL, load_liveness_model
 
-                    self._liveness = default_liveness_model()
+                    self._liveness = load_liveness_model(self.settings.liveness_model or DEFAULT_MODEL)
                 except ModelError as exc:
                     self._liveness_error = str(exc) or type(exc).__name__
                     log.warning("liveness check unavailable: %s", self._liveness_error)
@@ -337,6 +337,10 @@ class FasFinder(ExplainOperations, GalleryOperations):
                     raise FasFinderError(f"{p}: the face looks like a photo of a photo or screen (liveness "
                                          f"{verdicts[0].score:.2f}); enrollment of spoofed photos is switched off",
                                          code="spoof_rejected")
+                unsure = [i for i, v in enumerate(verdicts) if v.label == "uncertain"]
+                if unsure:  # enrolled, but a person should look at it
+                    res.review = (f"liveness uncertain for face {', '.join(str(i + 1) for i in unsure)} "
+                                  f"(score {verdicts[unsure[0]].score:.2f}): check that it is not a photo of a photo or screen")
             emb = self.embed(image, chosen)
             res.record_id = self.gallery.add_image(
                 label=res.label, path=str(p.resolve()), sha256=image.sha256, width=image.width, height=image.height,

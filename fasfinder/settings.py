@@ -52,6 +52,7 @@ class Settings:
     top_k: int = 5
     flip: bool = True  # flip test-time augmentation for embeddings
     liveness: bool = True  # run the FAS model on every face when installed
+    liveness_model: str = ""  # "" = the shipped default; a card name of models/ (research models) or "minifasnet"
     refuse_spoof: bool = False  # enrollment refuses faces judged spoof
     max_pixels: int = DEFAULT_MAX_PIXELS
     enroll_all_faces: bool = False  # enroll every face of an image instead of the largest

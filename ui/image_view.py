@@ -12,6 +12,7 @@ BOX = QColor("#39a0ff")
 BOX_SELECTED = QColor("#ffd43b")
 REAL = QColor("#2b8a3e")
 SPOOF = QColor("#c92a2a")
+UNCERTAIN = QColor("#e67700")  # liveness could not decide: a person should look
 UNKNOWN = QColor("#495057")
 
 
@@ -72,7 +73,7 @@ class ImageView(QGraphicsView):
             text, colour = f"{fr.index + 1} \u00b7 liveness n/a", UNKNOWN
         else:
             text = f"{fr.index + 1} \u00b7 {lv.label.upper()} {lv.score:.2f}"
-            colour = REAL if lv.label == "real" else SPOOF
+            colour = {"real": REAL, "uncertain": UNCERTAIN}.get(lv.label, SPOOF)
         sc = self.scene()
         t = QGraphicsSimpleTextItem(text)
         f = QFont()

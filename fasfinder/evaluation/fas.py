@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..regions import REGION_NAMES
-from .nuaa import detect_face, fas_metrics, read_split
+from .nuaa import detect_face, fas_metrics, label_metrics, read_split
 
 
 def evaluate_fas(
@@ -40,19 +40,17 @@ def evaluate_fas(
     from ..errors import BadArgument
     from ..faces import Face, FaceAnalyzer
     from ..imaging import load_image
-    from ..liveness import LivenessModel, default_liveness_model
+    from ..liveness import default_liveness_model, load_liveness_model
 
     nuaa_dir = Path(nuaa_dir)
     if not (nuaa_dir / "db").is_dir():
         raise BadArgument(f"{nuaa_dir} is not a NUAA folder (no db/ inside)")
-    if model == "minifasnet":  # the third-party reference pair, read from ../shared (fasfinder.liveness.minifasnet)
-        from ..liveness.minifasnet import reference_model
-
-        model = reference_model()
-    model = LivenessModel.from_card(model) if isinstance(model, str) else (model or default_liveness_model())
+    # a card name, or "minifasnet": the third-party reference pair, read from ../shared
+    model = load_liveness_model(model) if isinstance(model, str) else (model or default_liveness_model())
     items = read_split(nuaa_dir, split)
     analyzer = FaceAnalyzer() if faces is None else None
     scores = np.zeros(len(items))
+    verdicts = []
     labels = np.array([lab for _, lab in items])
     no_face = 0
     ai = {0: [], 1: []}
@@ -66,18 +64,23 @@ def evaluate_fas(
         else:
             face, detected = detect_face(analyzer, rgb)
         no_face += 0 if detected else 1
-        scores[i] = model.predict(rgb, [face])[0].score
+        verdict = model.predict(rgb, [face])[0]
+        scores[i] = verdict.score
+        verdicts.append(verdict.label)
         if area_importance:
             _, imp = model.explain(rgb, face)
             ai[label].append([imp[r] for r in REGION_NAMES])
         if progress:
             progress(i + 1, len(items))
     out = fas_metrics(scores[labels == 1], scores[labels == 0], model.threshold)
+    out.update(label_metrics(verdicts, labels))
     out["no_face"] = no_face
     out["model"] = model.name
     out["split"] = split
-    wrong = [(rel, round(float(s), 4)) for (rel, lab), s in zip(items, scores) if (s >= model.threshold) != (lab == 1)]
-    out["misclassified"] = [{"image": r, "score": s} for r, s in wrong]
+    out["misclassified"] = [{"image": rel, "score": round(float(s), 4), "label": v}
+                            for (rel, lab), s, v in zip(items, scores, verdicts) if v == ("spoof" if lab == 1 else "real")]
+    out["uncertain"] = [{"image": rel, "score": round(float(s), 4)} for (rel, _), s, v in zip(items, scores, verdicts)
+                        if v == "uncertain"]
     if area_importance:
         out["area_importance"] = {
             name: {r: round(float(v), 4) for r, v in zip(REGION_NAMES, np.nanmean(np.array(ai[lab], dtype=np.float64), axis=0))}

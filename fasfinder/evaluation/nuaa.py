@@ -149,3 +149,21 @@ def fas_metrics(scores_real, scores_spoof, threshold: float) -> dict:
         "n_spoof": int(len(ss)),
         "errors": {"spoof_accepted": fn, "real_rejected": fp},
     }
+
+
+def label_metrics(predicted, truth) -> dict:
+    """APCER / BPCER / ACER from three-way labels ("real" / "spoof" / "uncertain"; truth 1 = live):
+    an attack counts as accepted only when labelled "real", a live face as rejected only when
+    labelled "spoof"; the uncertain rate of each class beside them."""
+
+    p = np.asarray(predicted)
+    t = np.asarray(truth)
+    live, attack = p[t == 1], p[t == 0]
+
+    def share(arr, label):
+        return float(np.mean(arr == label)) if len(arr) else float("nan")
+
+    apcer, bpcer = share(attack, "real"), share(live, "spoof")
+    return {"apcer": apcer, "bpcer": bpcer, "acer": (apcer + bpcer) / 2.0,
+            "uncertain_real": share(live, "uncertain"), "uncertain_spoof": share(attack, "uncertain"),
+            "errors": {"spoof_accepted": int(np.sum(attack == "real")), "real_rejected": int(np.sum(live == "spoof"))}}

@@ -23,19 +23,22 @@ images of ``reference.jsonl`` (bench/minifasnet_parity.py ``--fit``).
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ModelError
+from .verdict import REAL, SPOOF, Liveness
+from .croppair import DLIB_MAP, INPUT_SIZE, CropPairModel, crop, crop_box, dlib_to_retina, face_box, to_tensor
+
+__all__ = ["DLIB_MAP", "INPUT_SIZE", "MEMBERS", "MiniFasNetPair", "crop", "crop_box", "dlib_to_retina", "face_box",
+           "reference_model", "weight_paths"]
 
 #: The two members: (file name, crop scale, network name).
 MEMBERS = (
     ("2.7_80x80_MiniFASNetV2.pth", 2.7, "MiniFASNetV2"),
     ("4_0_0_80x80_MiniFASNetV1SE.pth", 4.0, "MiniFASNetV1SE"),
 )
-INPUT_SIZE = 80
 LIVE = 1
 ENV_DIR = "FASFINDER_MINIFASNET_DIR"
 NAME = "minifasnet"
@@ -51,10 +54,6 @@ WIDTHS = {
 }
 SE_REDUCTION = 4
 
-# dlib (x0, y0, x1, y1) -> RetinaFace-like (x, y, w, h): centre shift in units of the dlib width /
-# height and size as a multiple of it. Fitted by least squares on the reference images of the
-# NUAA TRAINING lists (bench/minifasnet_parity.py --fit); see docs/results/fas.md.
-DLIB_MAP = {"cx": -0.0022, "cy": -0.0086, "w": 1.0556, "h": 1.0688}  # 200 training-list images
 
 
 def default_dir() -> Path:
@@ -207,66 +206,9 @@ def load_network(path, kind: str):
 
 
 # --------------------------------------------------------------------------------------------
-# Boxes and crops
-# --------------------------------------------------------------------------------------------
-def crop_box(box_xywh, image_hw, scale: float) -> tuple[int, int, int, int]:
-    """Inclusive pixel rectangle (x0, y0, x1, y1) of the original pipeline's crop.
-
-    The box is enlarged ``scale`` times about its centre (the scale is capped so that the crop
-    fits the image: at most (W-1)/w and (H-1)/h); a crop that leaves the image is shifted back
-    inside (no padding); corners are truncated to int.
-    """
-
-    x, y, w, h = (float(v) for v in box_xywh)
-    img_h, img_w = int(image_hw[0]), int(image_hw[1])
-    w, h = max(w, 1.0), max(h, 1.0)
-    s = min(float(scale), (img_h - 1) / h, (img_w - 1) / w)
-    nw, nh = w * s, h * s
-    cx, cy = x + w / 2, y + h / 2
-    x0, y0, x1, y1 = cx - nw / 2, cy - nh / 2, cx + nw / 2, cy + nh / 2
-    if x0 < 0:
-        x1, x0 = x1 - x0, 0.0
-    if y0 < 0:
-        y1, y0 = y1 - y0, 0.0
-    if x1 > img_w - 1:
-        x0, x1 = x0 - (x1 - img_w + 1), img_w - 1.0
-    if y1 > img_h - 1:
-        y0, y1 = y0 - (y1 - img_h + 1), img_h - 1.0
-    return int(x0), int(y0), int(x1), int(y1)
-
-
-def crop(bgr: np.ndarray, box_xywh, scale: float, size: int = INPUT_SIZE) -> np.ndarray:
-    """The size x size uint8 BGR crop (bilinear resize of the inclusive rectangle)."""
-
-    import cv2
-
-    x0, y0, x1, y1 = crop_box(box_xywh, bgr.shape[:2], scale)
-    patch = bgr[max(y0, 0): y1 + 1, max(x0, 0): x1 + 1]
-    return cv2.resize(patch, (size, size))
-
-
-def dlib_to_retina(box_xyxy, mapping: dict | None = None) -> tuple[float, float, float, float]:
-    """A dlib box (x0, y0, x1, y1) as a RetinaFace-like (x, y, w, h) by the fitted linear rule."""
-
-    m = DLIB_MAP if mapping is None else mapping
-    x0, y0, x1, y1 = (float(v) for v in box_xyxy)
-    dw, dh = x1 - x0, y1 - y0
-    cx = (x0 + x1) / 2 + m["cx"] * dw
-    cy = (y0 + y1) / 2 + m["cy"] * dh
-    w, h = m["w"] * dw, m["h"] * dh
-    return cx - w / 2, cy - h / 2, w, h
-
-
-def face_box(face) -> tuple[float, float, float, float]:
-    """The RetinaFace-like (x, y, w, h) box of a product :class:`~fasfinder.faces.Face` (dlib box)."""
-
-    return dlib_to_retina(face.box)
-
-
-# --------------------------------------------------------------------------------------------
 # The pair as a liveness model
 # --------------------------------------------------------------------------------------------
-class MiniFasNetPair:
+class MiniFasNetPair(CropPairModel):
     """The two networks with the original fusion; ``predict`` / ``explain`` like LivenessModel.
 
     ``score`` = P(live) = (p1(V2) + p1(V1SE)) / 2; ``label`` "real" when the fused arg-max is
@@ -277,36 +219,17 @@ class MiniFasNetPair:
     threshold = 0.5
 
     def __init__(self, directory=None):
+        super().__init__()
         paths = weight_paths(directory)
         self.name = NAME
         self.directory = paths[0].parent
         self.nets = [load_network(p, kind) for p, (_, _, kind) in zip(paths, MEMBERS)]
-        self.scales = [s for _, s, _ in MEMBERS]
+        self.scales = tuple(s for _, s, _ in MEMBERS)
         self.input = {"crops": [{"file": f, "scale": s, "size": INPUT_SIZE, "channels": "BGR", "range": "0..255"}
                                 for f, s, _ in MEMBERS], "box": "dlib box mapped by DLIB_MAP"}
         self.card = {"name": NAME, "threshold": self.threshold, "source": str(self.directory)}
-        self._lock = threading.Lock()
 
-    @staticmethod
-    def tensor(crops: np.ndarray):
-        import torch
-
-        return torch.from_numpy(np.ascontiguousarray(np.asarray(crops, np.float32).transpose(0, 3, 1, 2)))
-
-    def softmax_bgr(self, bgr: np.ndarray, boxes_xywh) -> np.ndarray:
-        """(N, 2, 3) softmax of each member for each RetinaFace-like box of a BGR image."""
-
-        import torch
-
-        boxes = list(boxes_xywh)
-        if not boxes:
-            return np.zeros((0, len(self.nets), 3))
-        out = []
-        with self._lock, torch.inference_mode():
-            for net, scale in zip(self.nets, self.scales):
-                x = self.tensor(np.stack([crop(bgr, b, scale) for b in boxes]))
-                out.append(torch.softmax(net(x), dim=1).double().numpy())
-        return np.stack(out, axis=1)
+    tensor = staticmethod(to_tensor)
 
     def fuse(self, probs: np.ndarray):
         """(labels, P(live)) of (N, 2, 3) member softmax: arg-max of the sum, sum[1] / 2."""
@@ -314,52 +237,16 @@ class MiniFasNetPair:
         total = probs.sum(axis=1)
         return total.argmax(axis=1), total[:, LIVE] / len(self.nets)
 
-    def predict(self, rgb: np.ndarray, faces) -> list:
-        from .model import REAL, SPOOF, Liveness
+    def is_live(self, mean_probs: np.ndarray) -> bool:
+        return int(np.argmax(mean_probs)) == LIVE
 
-        if not faces:
-            return []
-        bgr = np.ascontiguousarray(rgb[..., ::-1])
-        labels, scores = self.fuse(self.softmax_bgr(bgr, [face_box(f) for f in faces]))
+    def verdicts(self, probs: np.ndarray, faces, image_hw) -> list:
+        labels, scores = self.fuse(probs)
         return [Liveness(label=REAL if lab == LIVE else SPOOF, score=float(s), model=self.name)
                 for lab, s in zip(labels, scores)]
 
-    def explain(self, rgb: np.ndarray, face, target: int | None = None):
-        """Grad-CAM++ at each member's last convolution (``conv_6_sep``, 5x5), placed back on its
-        crop rectangle in the image, averaged; and the Area Importance of the 10 regions.
-        ``target`` 1 explains class 1 (live), 0 the attack class with the larger fused
-        probability; default: the fused label."""
-
-        import torch
-
-        from ..gradcam import LayerRecorder, grad_cam_plus_plus
-        from ..regions import region_importance
-
-        bgr = np.ascontiguousarray(rgb[..., ::-1])
-        box = face_box(face)
-        h, w = rgb.shape[:2]
-        maps = []
-        with self._lock, torch.enable_grad():
-            xs = [self.tensor(crop(bgr, box, s)[None]) for s in self.scales]
-            logits = []
-            for net, x in zip(self.nets, xs):
-                with LayerRecorder([net.conv_6_sep]) as rec:
-                    out = net(x)
-                    logits.append((out, rec))
-            total = sum(torch.softmax(o.detach(), dim=1)[0] for o, _ in logits)
-            cls = int(total.argmax()) if target is None else (LIVE if int(target) == 1 else (0 if total[0] >= total[2] else 2))
-            for (out, rec), scale in zip(logits, self.scales):
-                acts, grads = rec.gradients(out[0, cls])
-                x0, y0, x1, y1 = crop_box(box, (h, w), scale)
-                cw, ch = x1 - x0 + 1, y1 - y0 + 1
-                m = grad_cam_plus_plus(acts[0].double().numpy(), grads[0].double().numpy(), (ch, cw))[0]
-                full = np.zeros((h, w), np.float32)
-                xa, ya = max(x0, 0), max(y0, 0)
-                full[ya: y1 + 1, xa: x1 + 1] = m[ya - y0: ch, xa - x0: cw]
-                maps.append(full)
-        hm = np.mean(maps, axis=0)
-        hm = np.clip((hm - hm.min()) / (1e-7 + hm.max() - hm.min()), 0.0, 1.0).astype(np.float32)
-        return hm, region_importance(hm, face.landmarks)
+    def cam_layer(self, net):
+        return net.conv_6_sep  # 5x5
 
     def info(self) -> dict:
         return {"name": self.name, "threshold": self.threshold, "input": self.input, "source": str(self.directory)}

@@ -11,14 +11,13 @@ regions of docs/BENCHMARKS.md section 5.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import ModelError
 from ..faces import Face
 from ..gradcam import LayerRecorder, grad_cam_plus_plus
-from ..modelfiles import cached_model, card_file, load_card
+from ..modelfiles import card_file, load_card
 from ..regions import region_importance
 from .geometry import (
     DEFAULT_CROP_SCALE,
@@ -28,21 +27,9 @@ from .geometry import (
     paste_window,
     window_box,
 )
+from .verdict import REAL, SPOOF, UNCERTAIN, Liveness
 
-#: Name of the shipped model card (``models/<name>.card.json``).
-DEFAULT_MODEL = "fas-nuaa-wide"
-
-REAL, SPOOF = "real", "spoof"
-
-
-@dataclass(frozen=True)
-class Liveness:
-    label: str  # "real" | "spoof"
-    score: float  # probability of a live face
-    model: str  # model card name
-
-    def to_dict(self) -> dict:
-        return {"label": self.label, "score": round(float(self.score), 4)}
+__all__ = ["REAL", "SPOOF", "UNCERTAIN", "Liveness", "LivenessModel"]
 
 
 class LivenessModel:
@@ -95,7 +82,7 @@ class LivenessModel:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_card(cls, name: str = DEFAULT_MODEL) -> LivenessModel:
+    def from_card(cls, name: str = "fas-nuaa-wide") -> LivenessModel:
         return cls(load_card(name))
 
     # -- inference -----------------------------------------------------------------------
@@ -173,13 +160,3 @@ class LivenessModel:
 
     def info(self) -> dict:
         return {"name": self.name, "threshold": self.threshold, "input": self.input, "metrics": self.card.get("metrics", {})}
-
-
-def default_liveness_model() -> LivenessModel:
-    """The shipped liveness model (loaded once per process; thread-safe).
-
-    Raises :class:`~fasfinder.errors.ModelError` (``ModelIntegrityError`` for a tampered file)
-    when the card or weights are missing or do not match; a failed load is tried again next time.
-    """
-
-    return cached_model(("liveness", DEFAULT_MODEL), lambda: LivenessModel.from_card(DEFAULT_MODEL))

@@ -1,0 +1,41 @@
+"""Liveness models by name: the shipped default, the reference teacher, the research cards."""
+
+from __future__ import annotations
+
+from ..modelfiles import cached_model, load_card
+from .model import LivenessModel
+
+#: Name of the shipped default card. The distilled student (fas-student) is selectable but NOT the default:
+#: it misses the NUAA target (ACER 11.8 %, docs/results/liveness.md) where fas-nuaa-wide reaches 5.0 %.
+DEFAULT_MODEL = "fas-nuaa-wide"
+
+
+def load_liveness_model(name: str = DEFAULT_MODEL):
+    """A liveness model by name (loaded once per process; thread-safe): ``minifasnet`` (the
+    third-party reference pair, read from outside the repository), a card whose architecture is
+    ``StudentPair`` (:class:`.student.StudentPair`), or any other card (:class:`LivenessModel`)."""
+
+    if name == "minifasnet":
+        from .minifasnet import reference_model
+
+        return reference_model()
+
+    def load():
+        card = load_card(name)
+        if card.get("architecture", {}).get("type") == "StudentPair":
+            from .student import StudentPair
+
+            return StudentPair(card)
+        return LivenessModel(card)
+
+    return cached_model(("liveness", name), load)
+
+
+def default_liveness_model():
+    """The shipped liveness model (loaded once per process; thread-safe).
+
+    Raises :class:`~fasfinder.errors.ModelError` (``ModelIntegrityError`` for a tampered file)
+    when the card or weights are missing or do not match; a failed load is tried again next time.
+    """
+
+    return load_liveness_model(DEFAULT_MODEL)

@@ -1,0 +1,179 @@
+"""Distillation data for the liveness student: every image we may train on, its face, its crops and
+the teacher's soft output.
+
+Sources (training data only; LFW and the NUAA test lists are never read here):
+
+* the NUAA training lists (300 live + 300 print attacks, subjects 0001-0009), hard labels;
+* CelebA photos (celeba_subset + celeba_extra) of the TRAINING identities as genuine captures
+  (hard label live); the identities are split by a fixed rule (:func:`celeba_split`) into train,
+  calibration and held-out;
+* synthetic print attacks (:mod:`fasfinder.training.fas_synth`: a CelebA training-identity print
+  composited over a live NUAA or CelebA background, hands over its edges), each paired with its
+  untouched live original under the same camera degradation.
+
+For each sample the product's face (dlib box + 68 landmarks) is mapped to the teacher's box
+(:func:`fasfinder.liveness.minifasnet.face_box`) and both 80x80 crops of the teacher's rule are
+stored (uint8 BGR, the student's input too), with the teacher's two softmax vectors.
+
+    python -m fasfinder.training.fas_distill_data faces --out DIR      # dlib faces of CelebA (cached)
+    python -m fasfinder.training.fas_distill_data build --out DIR [--per-nuaa 2] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+CELEBA_SETS = (("celeba_subset", "identity_CelebA_subset.txt"), ("celeba_extra", "identity_CelebA_extra.txt"))
+
+
+def log(*args) -> None:
+    print(*args, file=sys.stderr, flush=True)
+
+
+def celeba_files(data_dir=SHARED) -> list[tuple[str, str]]:
+    """[(path relative to data_dir, identity)] of every CelebA image (subset and extra)."""
+
+    out = []
+    for folder, list_name in CELEBA_SETS:
+        for line in (Path(data_dir) / folder / list_name).read_text().split("\n"):
+            parts = line.split()
+            if len(parts) == 2:
+                out.append((f"{folder}/Celeb/{parts[0]}", parts[1]))
+    return out
+
+
+def celeba_split(identity: str) -> str:
+    """Fixed rule on the CelebA identity number: 3 of 5 train, 1 of 5 calibration, 1 of 5 held out."""
+
+    r = int(identity) % 5
+    return "heldout" if r == 0 else ("calib" if r == 1 else "train")
+
+
+def detect_faces(files, data_dir=SHARED) -> dict:
+    """{rel: {"box", "landmarks", "detected", "id"}}: the largest dlib face (centre box when none)."""
+
+    from ..evaluation.nuaa import detect_face
+    from ..faces import FaceAnalyzer
+    from ..imaging import load_image
+
+    analyzer = FaceAnalyzer()
+    out, t0 = {}, time.time()
+    for i, (rel, ident) in enumerate(files):
+        rgb = load_image(Path(data_dir) / rel).pixels
+        face, detected = detect_face(analyzer, rgb)
+        out[rel] = {"box": [int(v) for v in face.box], "landmarks": face.landmarks.tolist(), "detected": bool(detected),
+                    "id": ident}
+        if (i + 1) % 250 == 0:
+            log(f"faces {i + 1}/{len(files)} ({time.time() - t0:.0f}s)")
+    return out
+
+
+def build(out_dir, per_nuaa: int = 2, seed: int = 0, data_dir=SHARED) -> dict:
+    """Write ``samples.npz`` (crops, labels, sources, groups, teacher softmax) into ``out_dir``."""
+
+    import torch
+
+    from ..evaluation.nuaa import face_cache, read_split
+    from ..imaging import load_image
+    from ..liveness.croppair import pair_crops
+    from ..liveness.minifasnet import reference_model
+    from .fas_synth import camera, camera_params, composite, make_print
+
+    torch.set_num_threads(1)
+    out_dir = Path(out_dir)
+    faces = json.loads((out_dir / "celeba_faces.json").read_text())
+    nuaa = Path(data_dir) / "nuaa"
+    nuaa_faces = face_cache(nuaa, "train")
+    rng = np.random.default_rng(seed)
+    crops, labels, sources, groups, splits = [], [], [], [], []
+
+    def add(rgb, box, label, source, group, split="train"):
+        crops.append(pair_crops(rgb, box))
+        labels.append(label)
+        sources.append(source)
+        groups.append(group)
+        splits.append(split)
+
+    for rel, label in read_split(nuaa, "train"):
+        add(load_image(nuaa / "db" / rel).pixels, nuaa_faces[rel]["box"], label, "nuaa", f"nuaa-{Path(rel).parent.name}")
+    train_files = sorted(f for f, v in faces.items() if celeba_split(v["id"]) == "train" and v["detected"])
+    cache: dict[str, np.ndarray] = {}
+
+    def image(rel):
+        if rel not in cache:
+            cache[rel] = load_image(Path(data_dir) / rel).pixels
+        return cache[rel]
+
+    def random_print(exclude=None):
+        while True:
+            f = train_files[rng.integers(len(train_files))]
+            if faces[f]["id"] != exclude:
+                break
+        return make_print(image(f), faces[f]["box"], np.asarray(faces[f]["landmarks"]), rng)
+
+    t0 = time.time()
+    for rel, label in read_split(nuaa, "train"):
+        if label != 1:
+            continue
+        rgb, fc = load_image(nuaa / "db" / rel).pixels, nuaa_faces[rel]
+        for _ in range(per_nuaa):
+            spoof, sbox, _ = composite(rgb, fc["box"], *random_print(), rng)
+            cam = camera_params(rng)
+            add(camera(rgb, cam), fc["box"], 1, "nuaa-bg", f"nuaa-{Path(rel).parent.name}")
+            add(camera(spoof, cam), sbox, 0, "nuaa-bg", f"nuaa-{Path(rel).parent.name}")
+    log(f"nuaa backgrounds done ({time.time() - t0:.0f}s)")
+    # CelebA: every detected image of every split as a genuine capture (train ones are training data,
+    # calib ones choose the threshold and band, heldout ones are only reported); synthetic prints over
+    # TRAINING backgrounds only
+    for i, (rel, fc) in enumerate(sorted(faces.items())):
+        if not fc["detected"]:
+            continue
+        split = celeba_split(fc["id"])
+        rgb = image(rel) if split == "train" else load_image(Path(data_dir) / rel).pixels
+        add(rgb, fc["box"], 1, "celeba", f"celeba-{fc['id']}", split)
+        if split != "heldout":
+            spoof, sbox, _ = composite(rgb, fc["box"], *random_print(fc["id"]), rng)
+            add(camera(spoof, camera_params(rng)), sbox, 0, "celeba-print", f"celeba-{fc['id']}", split)
+        if (i + 1) % 500 == 0:
+            log(f"celeba {i + 1}/{len(faces)} ({time.time() - t0:.0f}s)")
+    x = np.stack(crops)
+    teacher = reference_model()
+    probs = []
+    with torch.inference_mode():
+        for start in range(0, len(x), 256):
+            b = x[start: start + 256]
+            probs.append(np.stack([torch.softmax(net(teacher.tensor(b[:, k])), 1).numpy()
+                                   for k, net in enumerate(teacher.nets)], axis=1))
+    probs = np.concatenate(probs).astype(np.float32)
+    np.savez(out_dir / "samples.npz", crops=x, label=np.array(labels, np.int64), source=np.array(sources),
+             group=np.array(groups), split=np.array(splits), teacher=probs,
+             meta=np.array(json.dumps({"seed": seed, "per_nuaa": per_nuaa})))
+    return {"n": len(x), "spoof": int(np.sum(np.array(labels) == 0)), "seconds": round(time.time() - t0, 1)}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m fasfinder.training.fas_distill_data", description=__doc__.split("\n")[0])
+    ap.add_argument("step", choices=["faces", "build"])
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--data", default=str(SHARED))
+    ap.add_argument("--per-nuaa", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args(argv)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if a.step == "faces":
+        (out / "celeba_faces.json").write_text(json.dumps(detect_faces(celeba_files(a.data), a.data)))
+        return 0
+    print(json.dumps(build(out, a.per_nuaa, a.seed, a.data)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
