@@ -55,6 +55,7 @@ class Settings:
     refuse_spoof: bool = False  # enrollment refuses faces judged spoof
     max_pixels: int = DEFAULT_MAX_PIXELS
     enroll_all_faces: bool = False  # enroll every face of an image instead of the largest
+    open_set_threshold: float | None = None  # None: the engine card's threshold (FPIR 1 % on CelebA, by gallery size)
     history_days: int | None = 365  # recorded queries older than this are deleted (audited); None keeps all
 
     def __post_init__(self) -> None:

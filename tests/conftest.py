@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO.parent / "shared" / "data"
+SHARED_DATA = Path(os.environ.get("FASFINDER_DATA") or REPO.parent / "shared" / "data")  # as fasfinder.evaluation.celeba
 
 
 def shared_data(sub: str) -> Path:

@@ -67,13 +67,17 @@ def test_query_shows_matches_and_selecting_a_match_updates_docks(qtbot, window, 
     res = win.last_result
     assert res.error is None and res.faces
     face = win.session.face
-    assert face is not None and len(face.matches) >= 2
+    assert face is not None and len(face.persons) >= 2
     lst = win.matches.list
-    qtbot.waitUntil(lambda: lst.count() == len(face.matches), timeout=5_000)
-    assert "Eileen" in lst.item(0).text() and "similarity" in lst.item(0).text()
-    # The first match is selected automatically; choose the second one.
+    qtbot.waitUntil(lambda: lst.count() == len(face.persons), timeout=5_000)
+    assert "Eileen" in lst.item(0).text() and "identification" in lst.item(0).text()
+    assert ("In the gallery" in win.matches.header.text() or "No reliable match" in win.matches.header.text()
+            or "No open-set threshold" in win.matches.header.text()), win.matches.header.text()
+    assert "Identification confidence" in lst.item(0).toolTip()
+    assert win.matches.photos.count() == len(face.persons[0].photos)  # the photos behind the first person
+    # The first person is selected automatically; choose the second one.
     lst.setCurrentRow(1)
-    second = face.matches[1]
+    second = face.persons[1]
     assert win.session.match is second
     assert win.matches.c_caption.text() == second.label
     # Per-match heatmaps of the default engine arrive through the worker signals (the default engine
