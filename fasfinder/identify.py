@@ -8,8 +8,8 @@ identification confidence.
   FPIR on CelebA. The FPIR of a fixed threshold grows with the gallery, so the card holds the
   threshold for a grid of gallery sizes (enrolled faces) and the product interpolates in log size.
 * **Confidence**: the probability that *this candidate* is the person of the query, a logistic model
-  over (person score, margin to the best other candidate, log gallery size) fitted on CelebA training
-  identities (``identification`` in the card).
+  over (person score, margin to the best other candidate, log gallery size, top candidate or not)
+  fitted on CelebA training identities (``identification`` in the card).
 
 numpy only; the fits live in :mod:`fasfinder.evaluation.identify_fit`.
 """
@@ -71,14 +71,16 @@ def fuse_matrix(sims: np.ndarray, person: np.ndarray, n_persons: int, method: st
 
 
 def confidence_features(scores: np.ndarray, gallery_faces: int) -> np.ndarray:
-    """(person score, margin to the best *other* candidate, log10 gallery size) for each candidate of
-    one search, ``scores`` sorted best first. A single candidate has margin = its score + 1."""
+    """(person score, margin to the best *other* candidate, log10 gallery size, 1 for the top candidate
+    else 0) for each candidate of one search, ``scores`` sorted best first. A single candidate has
+    margin = its score + 1."""
 
     s = np.asarray(scores, dtype=np.float64)
     if s.size == 0:
-        return np.zeros((0, 3))
-    best_other = np.where(np.arange(s.size) == 0, s[1] if s.size > 1 else -1.0, s[0])
-    return np.stack([s, s - best_other, np.full(s.size, math.log10(max(1, gallery_faces)))], axis=1)
+        return np.zeros((0, 4))
+    top = np.arange(s.size) == 0
+    best_other = np.where(top, s[1] if s.size > 1 else -1.0, s[0])
+    return np.stack([s, s - best_other, np.full(s.size, math.log10(max(1, gallery_faces))), top.astype(float)], axis=1)
 
 
 @dataclass
@@ -89,13 +91,15 @@ class IdentModel:
     fpir: float = DEFAULT_FPIR
     thresholds: list | None = None  # [[gallery_faces, threshold], ...] ascending
     weights: list | None = None  # logistic weights over confidence_features, then the intercept
+    faces_range: tuple = (1, 10**9)  # gallery sizes the confidence model was fitted on (clamped to them)
 
     @classmethod
     def from_card(cls, card: dict) -> IdentModel:
         o = card.get("open_set") or {}
         c = card.get("identification") or {}
         return cls(fusion=o.get("fusion", "max"), fpir=float(o.get("fpir", DEFAULT_FPIR)),
-                   thresholds=o.get("thresholds_by_gallery_faces"), weights=c.get("weights"))
+                   thresholds=o.get("thresholds_by_gallery_faces"), weights=c.get("weights"),
+                   faces_range=tuple(c.get("gallery_faces_range") or (1, 10**9)))
 
     def threshold(self, gallery_faces: int) -> float | None:
         """The card's threshold for this gallery size (log-linear between grid points, clamped)."""
@@ -110,7 +114,8 @@ class IdentModel:
         if not self.weights or len(scores) == 0:
             return np.full(len(scores), np.nan)
         w = np.asarray(self.weights, dtype=np.float64)
-        z = confidence_features(scores, gallery_faces) @ w[:-1] + w[-1]
+        n = min(max(gallery_faces, self.faces_range[0]), self.faces_range[1])
+        z = confidence_features(scores, n) @ w[:-1] + w[-1]
         return 1.0 / (1.0 + np.exp(-z))
 
 

@@ -115,7 +115,9 @@ def test_confidence_model_uses_margin_and_gallery_size():
     clear = model.confidence(np.array([0.97, 0.88]), 100)[0]
     close = model.confidence(np.array([0.97, 0.96]), 100)[0]
     assert clear > close  # a clear winner is more likely the person than one of two look-alikes
-    assert model.confidence(np.array([0.95, 0.88]), 10)[0] > model.confidence(np.array([0.95, 0.88]), 100000)[0]
+    assert model.confidence(np.array([0.97, 0.90]), 100)[0] > model.confidence(np.array([0.94, 0.87]), 100)[0]
+    lo, hi = model.faces_range  # the gallery sizes of the fit: beyond them the model is not extrapolated
+    assert model.confidence(np.array([0.95, 0.9]), hi * 100)[0] == model.confidence(np.array([0.95, 0.9]), hi)[0]
     f = confidence_features(np.array([0.9, 0.8, 0.7]), 1000)
     assert f[:, 1].tolist() == pytest.approx([0.1, -0.1, -0.2]) and f[0, 2] == pytest.approx(3.0)
 

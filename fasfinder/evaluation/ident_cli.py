@@ -65,7 +65,7 @@ def run_from_cli(args, progress=None) -> dict:
         return fit_identify(engine=args.engine, write=args.write, reliability_png=args.plot, progress=progress,
                             cached_only=args.cached_only)
     eng = get_engine(args.engine or DEFAULT_ENGINE)
-    out = evaluate_lfw_open(args.lfw, engine=eng.name, plot=None, progress=progress)
+    out = evaluate_lfw_open(args.lfw, engine=eng.name, plot=None, progress=progress, cached_only=args.cached_only)
     rep, mated = out.pop("_rep"), out.pop("_mated")
     model = IdentModel.from_card(eng.card())
     curves, points = {f"LFW {eng.name}": rep["_det"]}, {}

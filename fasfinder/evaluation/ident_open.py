@@ -19,7 +19,7 @@ import numpy as np
 from ..engines import DEFAULT_ENGINE, get_engine
 from ..engines.base import combine_views
 from ..identify import IdentModel, fuse_matrix
-from .lfw_data import embed_lfw_images, read_pairs
+from .lfw_data import EmbeddingCache, embed_lfw_images, read_pairs
 
 RANKS = 20
 
@@ -93,8 +93,11 @@ def det_plot(path, curves: dict, product_points: dict | None = None) -> None:
     fig.savefig(str(path))
 
 
-def lfw_split(lfw_dir):
-    """(enrolled gallery paths, their names, distractors, mated probes, their names, non-mated probes)."""
+def lfw_split(lfw_dir, have=None):
+    """(enrolled gallery paths, their names, distractors, mated probes, their names, non-mated probes).
+
+    ``have``: keep only identities all of whose images are in it (the enrolled/never-enrolled rule still
+    runs over every identity, so a partial run is a subset of the full protocol's split)."""
 
     images: dict[str, set[Path]] = defaultdict(set)
     for a, b, _, _ in read_pairs(lfw_dir):
@@ -104,6 +107,8 @@ def lfw_split(lfw_dir):
     enrolled, names, mated, mated_names, nonmated = [], [], [], [], []
     for i, name in enumerate(multi):
         files = sorted(images[name], key=lambda p: p.name)
+        if have is not None and not all(str(p) in have for p in files):
+            continue
         if i % 2 == 0:
             enrolled.append(files[0])
             names.append(name)
@@ -112,13 +117,16 @@ def lfw_split(lfw_dir):
         else:
             nonmated.extend(files)
     distractors = [sorted(images[n], key=lambda p: p.name)[0] for n in sorted(images) if len(images[n]) == 1]
+    if have is not None:
+        distractors = [p for p in distractors if str(p) in have]
     return enrolled, names, distractors, mated, mated_names, nonmated
 
 
 def evaluate_lfw_open(lfw_dir, *, engine: str | None = None, flip: bool = True, plot: str | None = None,
-                      progress=None) -> dict:
+                      progress=None, cached_only: bool = False) -> dict:
     eng = get_engine(engine or DEFAULT_ENGINE)
-    enrolled, names, distractors, mated, mated_names, nonmated = lfw_split(lfw_dir)
+    have = EmbeddingCache(eng.name, tag="lfw").data if cached_only else None
+    enrolled, names, distractors, mated, mated_names, nonmated = lfw_split(lfw_dir, have)
     cache = embed_lfw_images(enrolled + distractors + mated + nonmated, eng, progress=progress)
 
     def stack(paths):
@@ -135,7 +143,7 @@ def evaluate_lfw_open(lfw_dir, *, engine: str | None = None, flip: bool = True, 
     mate = np.array([pos[n] for n in mated_names])
     t = model.threshold(len(g))
     rep = open_set_report(s_m, mate, s_n, t)
-    out = {"engine": eng.name, "protocol": "3b", "data": "lfw", "flip": flip, "gallery": len(g),
+    out = {"engine": eng.name, "protocol": "3b", "data": "lfw", "flip": flip, "gallery": len(g), "cached_only": cached_only,
            "enrolled": len(enrolled), "distractors": len(distractors), "fusion": model.fusion,
            "product_fpir_target": model.fpir if t is not None else None,
            "no_face": int(sum(cache.data[str(p)][2] for p in enrolled + distractors + mated + nonmated))}

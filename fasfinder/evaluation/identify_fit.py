@@ -78,6 +78,16 @@ def scenario(ids: np.ndarray, half: np.ndarray, photos: int, rng: np.random.Gene
             "mated": np.array(mated), "mate": np.array(mate), "nonmated": np.array(nonmated)}
 
 
+def balanced(sc: dict, rng: np.random.Generator) -> dict:
+    """The scenario with as many mated as non-mated probes (a seeded subsample of the larger side): the
+    identification confidence is fitted and checked for a 1:1 prior (half the searched faces enrolled)."""
+
+    n = min(len(sc["mated"]), len(sc["nonmated"]))
+    keep_m = np.sort(rng.choice(len(sc["mated"]), n, replace=False))
+    keep_n = np.sort(rng.choice(len(sc["nonmated"]), n, replace=False))
+    return dict(sc, mated=sc["mated"][keep_m], mate=sc["mate"][keep_m], nonmated=sc["nonmated"][keep_n])
+
+
 def person_scores(emb, sc, fusion):
     g = emb[sc["gallery"]]
     return (fuse_matrix(emb[sc["mated"]] @ g.T, sc["person"], sc["persons"], fusion),
@@ -95,6 +105,12 @@ def candidate_rows(s_m, mate, s_n, faces: int, k: int = 5):
             y.append(cand == who)
             rank.append(np.arange(1, len(cand) + 1))
     return np.concatenate(X), np.concatenate(y).astype(float), np.concatenate(rank)
+
+
+def _top_rows(s_m, s_n, k: int = 5):
+    """Each probe's top-k person scores, best first, in the order of :func:`candidate_rows`."""
+
+    return [np.sort(row)[::-1][:k] for s in (s_m, s_n) for row in s]
 
 
 def threshold_grid(emb, ids, half, fpir: float, rng) -> list[dict]:
@@ -150,35 +166,38 @@ def fit_identify(*, engine: str | None = None, photos: int = 2, fpir: float = 0.
     grid = threshold_grid(emb, ids, fit_half, fpir, rng)
     report["thresholds"] = grid
     # 3. confidence model: fit-half searches at several gallery sizes
-    X, y = [], []
+    X, y, sizes = [], [], []
     for persons, distractors in ((5, 0), (20, 50), (None, 300), (None, None)):
         for ph in (1, photos):
-            s = scenario(ids, fit_half, ph, rng, persons, distractors)
+            s = balanced(scenario(ids, fit_half, ph, rng, persons, distractors), rng)
             sm, sn = person_scores(emb, s, fusion)
+            sizes.append(len(s["gallery"]))
             a, b, _ = candidate_rows(sm, s["mate"], sn, len(s["gallery"]))
             X.append(a)
             y.append(b)
     X, y = np.concatenate(X), np.concatenate(y)
     lr = LogisticRegression(C=1e4, max_iter=1000).fit(X, y)
     weights = [float(v) for v in lr.coef_[0]] + [float(lr.intercept_[0])]
-    report["confidence_model"] = {"features": ["person score", "margin to best other candidate", "log10 gallery faces"],
+    report["confidence_model"] = {"features": ["person score", "margin to best other candidate", "log10 gallery faces", "top candidate"],
                                   "weights": [round(w, 5) for w in weights], "rows": int(len(y))}
     # 4. checks on the test half: calibration at three gallery sizes, open-set rates at the product threshold
     from ..identify import IdentModel
 
-    model = IdentModel(fusion=fusion, fpir=fpir, weights=weights,
+    model = IdentModel(fusion=fusion, fpir=fpir, weights=weights, faces_range=(min(sizes), max(sizes)),
                        thresholds=[[r["gallery_faces"], r["threshold"]] for r in grid])
     checks, curves = [], {}
     for persons, distractors in ((10, 0), (None, 100), (None, None)):
         s = scenario(ids, test_half, photos, np.random.default_rng(1), persons, distractors)
         sm, sn = person_scores(emb, s, fusion)
-        Xt, yt, rank = candidate_rows(sm, s["mate"], sn, len(s["gallery"]))
-        p = 1 / (1 + np.exp(-(Xt @ np.array(weights[:-1]) + weights[-1])))
+        sb = balanced(s, np.random.default_rng(2))
+        bm, bn = person_scores(emb, sb, fusion)
+        Xt, yt, rank = candidate_rows(bm, sb["mate"], bn, len(s["gallery"]))
+        p = np.concatenate([model.confidence(row, len(s["gallery"])) for row in _top_rows(bm, bn)])
         faces = int(len(s["gallery"]))
         r = open_set_report(sm, s["mate"], sn, model.threshold(faces))
         top = rank == 1
         checks.append({"gallery_faces": faces, "persons": s["persons"], "mated": int(len(s["mated"])),
-                       "nonmated": int(len(s["nonmated"])), "ece_rank1": round(ece(p[top], yt[top]), 4),
+                       "nonmated": int(len(s["nonmated"])), "calibration_probes": int(len(sb["mated"]) * 2), "ece_rank1": round(ece(p[top], yt[top]), 4),
                        "ece_top5": round(ece(p, yt), 4), "rank1": r["rank1"], "rank5": r["rank5"],
                        "fnir_at_fpir_0.01": r["fnir_at_fpir_0.01"], "product_threshold": r.get("product_threshold"),
                        "product_fnir": r.get("product_fnir"), "product_fpir": r.get("product_fpir")})
@@ -195,7 +214,8 @@ def fit_identify(*, engine: str | None = None, photos: int = 2, fpir: float = 0.
                              f"{'+'.join(sources)}; never LFW",
                      "command": f"python main.py eval identify-fit --engine {eng.name} --write"},
         "identification": {"model": "logistic", "features": report["confidence_model"]["features"],
-                           "weights": [round(w, 6) for w in weights],
+                           "weights": [round(w, 6) for w in weights], "prior": "1:1 enrolled / not enrolled searched faces",
+                           "gallery_faces_range": [min(sizes), max(sizes)],
                            "test_half_ece_rank1": [[c["gallery_faces"], c["ece_rank1"]] for c in checks]},
     }
     report["card"] = card_entry

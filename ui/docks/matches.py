@@ -40,11 +40,11 @@ def decision_text(fr) -> str:
     elif d.threshold is None:
         text = "No open-set threshold for this engine: the candidates are ranked only."
     elif d.in_gallery:
-        text = f"In the gallery: the best candidate scores above the threshold {d.threshold:.3f}"
+        text = f"In the gallery: #1 scores above the threshold {d.threshold:.3f}"
     else:
-        text = f"No reliable match in the gallery (no candidate reaches the threshold {d.threshold:.3f})"
+        text = f"No reliable match in the gallery: no candidate reaches the threshold {d.threshold:.3f}"
     if d is not None and d.threshold is not None and d.fpir is not None:
-        text += f", set for {d.fpir:.0%} false positives on people not enrolled."
+        text += f" (set for {d.fpir:.0%} false alarms on people not enrolled)"
     if q is not None:
         text += f"\nFace quality {q.score:.2f}"
         if q.flags:
@@ -83,14 +83,14 @@ class MatchesDock(QDockWidget):
         self.list.setSpacing(1)
         self.list.setObjectName("matchList")
         self.list.currentItemChanged.connect(self._on_current)
-        lay.addWidget(self.list, 3)
+        lay.addWidget(self.list, 5)
         self.photos_caption = QLabel("")
         self.photos_caption.setObjectName("caption")
         lay.addWidget(self.photos_caption)
         self.photos = QListWidget()
         self.photos.setViewMode(QListWidget.ViewMode.IconMode)
-        self.photos.setIconSize(QSize(48, 48))
-        self.photos.setMaximumHeight(86)
+        self.photos.setIconSize(QSize(40, 40))
+        self.photos.setMaximumHeight(72)
         self.photos.setObjectName("personPhotos")
         self.photos.itemClicked.connect(self._on_photo)
         lay.addWidget(self.photos)
@@ -148,7 +148,7 @@ class MatchesDock(QDockWidget):
                                 f"the engine {engine} (empty gallery, or enrolled with another engine).")
             return
         what = "persons" if fr.persons is not None else "photos"
-        self.header.setText(f"Face {index + 1} of {n}: {decision_text(fr)}\nTop {len(shown)} candidate {what}:")
+        self.header.setText(f"Face {index + 1} of {n}: {decision_text(fr)}. Top {len(shown)} candidate {what}:")
         for m in shown:
             item = QListWidgetItem(match_text(m))
             item.setData(ROLE_MATCH, m)
