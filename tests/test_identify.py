@@ -139,3 +139,21 @@ def test_group_persons_keeps_best_first():
     hits = [H(1, 0.9), H(2, 0.85), H(1, 0.8), H(3, 0.7)]
     persons = group_persons(hits, 2, "max")
     assert [p[1][0].person_id for p in persons] == [1, 2] and len(persons[0][1]) == 2
+
+
+def test_quality_flags_blur_and_size_on_a_real_face(astronaut):
+    import cv2
+
+    from fasfinder.faces import FaceAnalyzer
+    from fasfinder.quality import face_quality
+
+    rgb = astronaut  # a sharp, frontal, well-exposed real photo
+    (face,) = [f for f in FaceAnalyzer().detect(rgb) if f.width > 60][:1]
+    sharp = face_quality(rgb, face)
+    blurred = face_quality(cv2.GaussianBlur(rgb, (0, 0), 4), face)
+    assert "blurry" in blurred.flags and blurred.measures["sharpness"] < sharp.measures["sharpness"] / 3
+    assert sharp.flags == [] and sharp.score > 0.5 and blurred.score < sharp.score
+    small = cv2.resize(rgb, None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA)
+    faces = FaceAnalyzer().detect(small)
+    if faces:  # the detector upsamples small images; when it finds the 20-px face it is flagged small
+        assert "small" in face_quality(small, faces[0]).flags

@@ -47,7 +47,7 @@ def celeba_test_open(engine, model: IdentModel, photos: int = 2) -> dict:
 
     from .identify_fit import halves, load_celeba, person_scores, scenario
 
-    emb, ids, _ = load_celeba(engine, cached_only=True)
+    emb, ids, _ = load_celeba(engine)
     _, test = halves(ids)
     sc = scenario(ids, test, photos, np.random.default_rng(1))
     sm, sn = person_scores(emb, sc, model.fusion)
