@@ -42,6 +42,23 @@ def quality_bins(paths, ok: np.ndarray, threshold: float, tag: str = "lfw") -> d
     return {"bins": rows, "by_flag": by_flag, "median_quality": round(float(np.median(q)), 3)}
 
 
+def confidence_check(model: IdentModel, s_m, mate, s_n, faces: int) -> dict:
+    """ECE of the identification confidence on these searches (1:1 mated / non-mated, seeded), rank 1."""
+
+    from .calibrate import ece
+    from .identify_fit import _top_rows, candidate_rows
+
+    rng = np.random.default_rng(2)
+    n = min(len(s_m), len(s_n))
+    km, kn = np.sort(rng.choice(len(s_m), n, replace=False)), np.sort(rng.choice(len(s_n), n, replace=False))
+    _, y, rank = candidate_rows(s_m[km], mate[km], s_n[kn], faces)
+    p = np.concatenate([model.confidence(row, faces) for row in _top_rows(s_m[km], s_n[kn])])
+    top = rank == 1
+    return {"probes": 2 * n, "gallery_faces": faces, "ece_rank1": round(ece(p[top], y[top]), 4),
+            "ece_top5": round(ece(p, y), 4), "mean_confidence_rank1": round(float(p[top].mean()), 4),
+            "rank1_is_person": round(float(y[top].mean()), 4)}
+
+
 def celeba_test_open(engine, model: IdentModel, photos: int = 2) -> dict:
     """Protocol 3b's figures on the CelebA test half (identities never used by identify-fit)."""
 
@@ -66,8 +83,10 @@ def run_from_cli(args, progress=None) -> dict:
                             cached_only=args.cached_only)
     eng = get_engine(args.engine or DEFAULT_ENGINE)
     out = evaluate_lfw_open(args.lfw, engine=eng.name, plot=None, progress=progress, cached_only=args.cached_only)
-    rep, mated = out.pop("_rep"), out.pop("_mated")
+    rep, mated, scores = out.pop("_rep"), out.pop("_mated"), out.pop("_scores")
     model = IdentModel.from_card(eng.card())
+    if model.weights:
+        out["confidence_check"] = confidence_check(model, *scores)
     curves, points = {f"LFW {eng.name}": rep["_det"]}, {}
     if out.get("product_threshold") is not None:
         out["quality_fnir"] = quality_bins(mated, rep["_mated_ok"], out["product_threshold"])

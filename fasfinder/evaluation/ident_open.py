@@ -154,4 +154,5 @@ def evaluate_lfw_open(lfw_dir, *, engine: str | None = None, flip: bool = True, 
         out["det_plot"] = str(plot)
     out["_rep"] = rep
     out["_mated"] = mated
+    out["_scores"] = (s_m, mate, s_n, len(g))
     return out

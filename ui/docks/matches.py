@@ -28,8 +28,8 @@ def match_text(m) -> str:
     if photos is None:
         return f"#{m.rank}  {m.label}\ncase {case}\nsimilarity {m.similarity:.3f} \u00b7 confidence {conf}"
     n = f"{len(photos)} photo{'s' if len(photos) != 1 else ''} matched"
-    if m.confidence is not None and m.confidence > 0.995:
-        conf = "> 99%"  # never "100 %": the model is a probability, not a certainty
+    if m.confidence is not None and not 0.005 <= m.confidence <= 0.995:
+        conf = "> 99%" if m.confidence > 0.5 else "< 1%"  # a probability, never a certainty
     return f"#{m.rank}  {m.label}\ncase {case} \u00b7 {n}\nscore {m.similarity:.3f} \u00b7 identification {conf}"
 
 
