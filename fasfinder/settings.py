@@ -56,6 +56,9 @@ class Settings:
     max_pixels: int = DEFAULT_MAX_PIXELS
     enroll_all_faces: bool = False  # enroll every face of an image instead of the largest
     history_days: int | None = 365  # recorded queries older than this are deleted (audited); None keeps all
+    server: str = ""  # office server, a postgresql:// URL without password ("": standalone gallery)
+    server_password_file: str = ""  # file (mode 0600) holding the server password; else $FASFINDER_SERVER_PASSWORD
+    server_case: str = ""  # case id given to persons enrolled without one when they are pushed
 
     def __post_init__(self) -> None:
         if not self.gallery:
