@@ -108,7 +108,7 @@ _TRIGGERS_SQL = "".join(
     for t in ("persons", "images", "decisions")
 ) + """
 DROP TRIGGER IF EXISTS audit_no_change ON audit;
-CREATE TRIGGER audit_no_change BEFORE UPDATE OR DELETE ON audit FOR EACH ROW EXECUTE FUNCTION audit_refuse();
+CREATE TRIGGER audit_no_change BEFORE UPDATE OR DELETE ON audit FOR EACH STATEMENT EXECUTE FUNCTION audit_refuse();
 DROP TRIGGER IF EXISTS audit_no_truncate ON audit;
 CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit FOR EACH STATEMENT EXECUTE FUNCTION audit_refuse();
 """
