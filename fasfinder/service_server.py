@@ -44,6 +44,16 @@ class ServerOperations:
         return replica.status(self.gallery)
 
     @operation
+    def record_decision(self, person_id: int, verdict: str, *, note: str = "", query_sha256: str | None = None,
+                        face_id: int | None = None) -> str:
+        """Record a decision on a match (synced to the office server at the next sync); its uuid."""
+
+        from .server import replica
+
+        return replica.record_decision(self.gallery, person_id=int(person_id), verdict=verdict, note=note,
+                                       query_sha256=query_sha256, face_id=face_id)
+
+    @operation
     def status_text(self) -> str:
         """One line for the status bar: last sync and pending changes (empty when this gallery never synced)."""
 

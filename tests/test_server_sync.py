@@ -158,3 +158,18 @@ def test_server_stopped_mid_session_search_still_works(office, tmp_path):
         pg.restart()
     sync(a, pg, db, "alice")
     assert replica.status(a)["pending"] == 0 and content(a) == server_content(pg, db)
+
+
+def test_decisions_made_offline_reach_the_other_workstation(office, tmp_path):
+    pg, db = office
+    a, b = Gallery(tmp_path / "a.db"), Gallery(tmp_path / "b.db")
+    enroll(a, "Fay", "fay-1")
+    sync(a, pg, db, "alice"), sync(b, pg, db, "bob")
+    did = replica.record_decision(b, person_id=b.persons()[0].person_id, verdict="confirmed match", note="tattoo")
+    assert replica.status(b)["pending"] == 1
+    sync(b, pg, db, "bob")
+    sync(a, pg, db, "alice")
+    with a.snapshot() as conn:
+        rows = conn.execute("SELECT uuid, verdict, note, created_by FROM sync_decisions").fetchall()
+    assert [tuple(r) for r in rows] == [(did, "confirmed match", "tattoo", "bob")]
+    assert replica.status(b)["pending"] == 0

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 
 from ..gallery import Gallery
+from ..gallery.stamp import now_iso
 
 _NEW_ID = "lower(hex(randomblob(16)))"
 _QUIET = "(SELECT value FROM sync_state WHERE key = 'applying') = '0'"
@@ -125,3 +126,29 @@ def status(gallery: Gallery) -> dict:
         return {"attached": True, "last_sync": state(conn, "last_sync"), "pending": int(pending),
                 "conflicts": int(conn.execute("SELECT COUNT(*) FROM sync_conflicts").fetchone()[0]),
                 "server": state(conn, "server")}
+
+
+def record_decision(gallery: Gallery, *, person_id: int, verdict: str, note: str = "",
+                    query_sha256: str | None = None, face_id: int | None = None) -> str:
+    """Store a decision (``verdict`` on a match of the person ``person_id``) for the next push; its uuid."""
+
+    import uuid as _uuid
+
+    from ..errors import BadArgument, NotFoundInGallery
+
+    if not isinstance(verdict, str) or not verdict.strip() or len(verdict) > 64:
+        raise BadArgument("a decision needs a verdict (at most 64 characters)")
+    attach(gallery)
+    with gallery.transaction() as conn:
+        row = conn.execute("SELECT p.case_id, s.uuid FROM persons p JOIN sync_person s ON s.local_id = p.id "
+                           "WHERE p.id = ?", (int(person_id),)).fetchone()
+        if row is None:
+            raise NotFoundInGallery(f"no person with id {person_id}")
+        face = conn.execute("SELECT uuid FROM sync_face WHERE local_id = ?", (face_id,)).fetchone() if face_id else None
+        did = _uuid.uuid4().hex
+        conn.execute("INSERT INTO sync_decisions(uuid, case_id, person_uuid, query_sha256, face_uuid, verdict, note, "
+                     "created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     (did, row[0], row[1], query_sha256, face[0] if face else None, verdict, note, gallery.user,
+                      now_iso()))
+        gallery.audit("decision.record", {"uuid": did, "person_id": int(person_id), "verdict": verdict})
+    return did
