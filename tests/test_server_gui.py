@@ -32,3 +32,16 @@ def test_status_bar_shows_last_sync_and_pending_changes(qtbot, office, tmp_path)
     assert win.status_info.text().count("last sync") == 1
     win.session.pool.wait_idle(timeout_ms=60_000, settle_ms=0)
     host.close()
+
+
+def test_settings_dialog_keeps_the_server_connection(qtbot):
+    from ui.settings_dialog import SettingsDialog
+
+    dlg = SettingsDialog(Settings(server="postgresql://ann@db/fasfinder", server_case="C1"), [])
+    qtbot.addWidget(dlg)
+    assert dlg.server.text() == "postgresql://ann@db/fasfinder"
+    dlg.server.setText("postgresql://bob@db2/fasfinder?sslmode=verify-full")
+    dlg.server_password_file.setText("/home/bob/.fasfinder-pw")
+    out = dlg.result_settings()
+    assert (out.server, out.server_password_file, out.server_case) == (
+        "postgresql://bob@db2/fasfinder?sslmode=verify-full", "/home/bob/.fasfinder-pw", "C1")
