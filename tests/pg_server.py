@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 SUPERUSER = "pgadmin"
+PASSWORD_USER = "pat"  # authenticates with a password (the other test accounts: trust)
 
 
 def pg_bin() -> Path | None:
@@ -55,6 +56,8 @@ class PgServer:
     def start(self) -> PgServer:
         self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", SUPERUSER, "-A", "trust", "-E", "UTF8",
                   "--no-sync")
+        hba = self.data / "pg_hba.conf"  # the account PASSWORD_USER must give its password (scram), the rest: trust
+        hba.write_text(f"local all {PASSWORD_USER} scram-sha-256\n" + hba.read_text())
         opts = f"-k {self.root} -c listen_addresses='' -p {self.port} -c fsync=off -c max_connections=60"
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"), "-o", opts, "-w",
                   "start")

@@ -107,3 +107,44 @@ def test_password_comes_from_an_owner_only_file_never_the_url(tmp_path):
     assert cfg.password() == "s3cret" and "s3cret" not in cfg.describe() and "s3cret" not in repr(cfg)
     with pytest.raises(BadArgument):
         ServerConfig("postgresql://alice@localhost/db", tls={"sslbogus": "1"})
+
+
+def test_password_from_env_or_file_is_used_and_never_stored_or_logged(office, tmp_path, monkeypatch, caplog):
+    import logging
+
+    from fasfinder.errors import ServerError
+    from fasfinder.server import schema
+
+    from .pg_server import PASSWORD_USER
+
+    pg, db = office
+    secret = "pw-" + "x7Kq9-not-in-logs"
+    with psycopg.connect(pg.url(db=db), autocommit=True) as conn:
+        schema.add_user(conn, PASSWORD_USER, "caseworker", password=secret)
+        conn.execute("INSERT INTO fasfinder.assignments VALUES ('C1', %s)", (PASSWORD_USER,))
+    url = pg.url(PASSWORD_USER, db)
+    g = Gallery(tmp_path / "p.db")
+    enroll(g, "Pia", "pia-1")
+    monkeypatch.delenv("FASFINDER_SERVER_PASSWORD", raising=False)
+    with pytest.raises(ServerError):  # no password: the server refuses the login
+        sync(g, pg, db, PASSWORD_USER)
+    monkeypatch.setenv("FASFINDER_SERVER_PASSWORD", "wrong")
+    with pytest.raises(ServerError) as err:
+        sync(g, pg, db, PASSWORD_USER)
+    assert "wrong" not in err.value.message
+    monkeypatch.setenv("FASFINDER_SERVER_PASSWORD", secret)
+    caplog.set_level(logging.DEBUG)
+    sync(g, pg, db, PASSWORD_USER)  # from the environment
+    monkeypatch.delenv("FASFINDER_SERVER_PASSWORD")
+    pw = tmp_path / "pw"
+    pw.write_text(secret + "\n")
+    pw.chmod(0o600)
+    enroll(g, "Pia", "pia-2")
+    from fasfinder.server.sync import Sync
+
+    Sync(g, ServerConfig(url, password_file=str(pw))).run()  # from the owner-only file
+    assert {r[2] for r in server_content(pg, db)} == {r[2] for r in content(g)} and len(content(g)) == 2
+    g.close()
+    assert secret not in caplog.text
+    for f in tmp_path.glob("p.db*"):
+        assert secret.encode() not in f.read_bytes(), f  # not in the gallery, its WAL or its indexes
