@@ -173,3 +173,29 @@ def test_decisions_made_offline_reach_the_other_workstation(office, tmp_path):
         rows = conn.execute("SELECT uuid, verdict, note, created_by FROM sync_decisions").fetchall()
     assert [tuple(r) for r in rows] == [(did, "confirmed match", "tattoo", "bob")]
     assert replica.status(b)["pending"] == 0
+
+
+def test_a_cancelled_sync_resumes_without_loss(office, tmp_path):
+    from fasfinder.errors import Cancelled
+    from fasfinder.operations import CancelToken
+    from fasfinder.server.connection import ServerConfig
+    from fasfinder.server.sync import Sync
+
+    pg, db = office
+    a, b = Gallery(tmp_path / "a.db"), Gallery(tmp_path / "b.db")
+    for i in range(60):
+        enroll(a, f"Q{i % 12}", f"q-{i}")
+    sync(a, pg, db, "alice")
+    token = CancelToken()
+    seen = []
+
+    def progress(done, total, message):
+        seen.append((message, done))
+        if message == "pull images":
+            token.cancel()  # the user presses Cancel after the first batch of photos
+
+    with pytest.raises(Cancelled):
+        Sync(b, ServerConfig(pg.url("bob", db)), batch=10, progress=progress, cancel=token).run()
+    assert 0 < b.counts()["images"] < 60  # part of the pull is in, the cursor has not moved
+    sync(b, pg, db, "bob")
+    assert content(b) == content(a) == server_content(pg, db) and faiss_consistent(b)
