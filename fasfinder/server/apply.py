@@ -126,8 +126,7 @@ class Applier:
         for uuid, box, landmarks, detector, score, crop, crop_box in faces:
             fc = conn.execute("INSERT INTO faces(image_id, box, landmarks, detector, score, crop, crop_box) "
                               "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                              (image_id, _canon(box, sort=False), bytes(landmarks), detector, float(score), bytes(crop),
-                               _canon(crop_box, sort=False)))
+                              (image_id, box, bytes(landmarks), detector, float(score), bytes(crop), crop_box))
             conn.execute("INSERT INTO sync_face(local_id, uuid) VALUES (?, ?)", (fc.lastrowid, uuid))
             for engine, vec in emb.get(uuid, []):
                 np.frombuffer(vec, np.float32)  # a malformed vector fails here, inside the transaction
@@ -158,7 +157,9 @@ class Applier:
             self.report.removed_persons += len(gone)
 
 
-def _canon(text: str, *, sort: bool = True) -> str:
-    """jsonb text back in the compact form the gallery writes."""
+def _canon(text: str) -> str:
+    """jsonb text of an object back in the form the gallery writes (sorted keys; jsonb orders keys by length).
 
-    return json.dumps(json.loads(text), sort_keys=sort) if sort else json.dumps(json.loads(text))
+    Lists (face boxes, crop boxes) need no conversion: jsonb prints ``[1, 2, 3]`` as ``json.dumps`` does."""
+
+    return json.dumps(json.loads(text), sort_keys=True)

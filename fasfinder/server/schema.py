@@ -86,6 +86,18 @@ CREATE OR REPLACE FUNCTION may_edit(c text) RETURNS boolean LANGUAGE sql STABLE 
 SET search_path = fasfinder, pg_catalog AS $$
     SELECT pg_has_role(session_user, 'fasfinder_caseworker', 'MEMBER') AND fasfinder.may_see(c) $$;
 
+-- the case ids a policy compares with, computed once per statement (an InitPlan), not once per row
+CREATE OR REPLACE FUNCTION visible_cases() RETURNS text[] LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = fasfinder, pg_catalog AS $$
+    SELECT CASE WHEN pg_has_role(session_user, 'fasfinder_admin', 'MEMBER')
+                THEN (SELECT coalesce(array_agg(case_id), '{}') FROM fasfinder.cases)
+                ELSE (SELECT coalesce(array_agg(case_id), '{}') FROM fasfinder.assignments WHERE username = session_user)
+           END $$;
+CREATE OR REPLACE FUNCTION editable_cases() RETURNS text[] LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = fasfinder, pg_catalog AS $$
+    SELECT CASE WHEN pg_has_role(session_user, 'fasfinder_caseworker', 'MEMBER') THEN fasfinder.visible_cases()
+                ELSE '{}'::text[] END $$;
+
 CREATE OR REPLACE FUNCTION stamp_txid() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN NEW.txid := pg_current_xact_id(); RETURN NEW; END $$;
 CREATE OR REPLACE FUNCTION audit_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -118,11 +130,12 @@ _DATA_TABLES = ("persons", "images", "faces", "embeddings", "decisions")
 _POLICIES_SQL = "".join(
     f"ALTER TABLE {t} ENABLE ROW LEVEL SECURITY; ALTER TABLE {t} FORCE ROW LEVEL SECURITY;\n"
     f"DROP POLICY IF EXISTS {t}_read ON {t};\n"
-    f"CREATE POLICY {t}_read ON {t} FOR SELECT USING (may_see(case_id));\n"
+    f"CREATE POLICY {t}_read ON {t} FOR SELECT USING (case_id = ANY ((SELECT visible_cases())::text[]));\n"
     f"DROP POLICY IF EXISTS {t}_insert ON {t};\n"
-    f"CREATE POLICY {t}_insert ON {t} FOR INSERT WITH CHECK (may_edit(case_id));\n"
+    f"CREATE POLICY {t}_insert ON {t} FOR INSERT WITH CHECK (case_id = ANY ((SELECT editable_cases())::text[]));\n"
     f"DROP POLICY IF EXISTS {t}_update ON {t};\n"
-    f"CREATE POLICY {t}_update ON {t} FOR UPDATE USING (may_edit(case_id)) WITH CHECK (may_edit(case_id));\n"
+    f"CREATE POLICY {t}_update ON {t} FOR UPDATE USING (case_id = ANY ((SELECT editable_cases())::text[]))\n"
+    f"    WITH CHECK (case_id = ANY ((SELECT editable_cases())::text[]));\n"
     for t in _DATA_TABLES
 ) + """
 ALTER TABLE audit ENABLE ROW LEVEL SECURITY; ALTER TABLE audit FORCE ROW LEVEL SECURITY;
