@@ -420,6 +420,9 @@ def build_parser() -> argparse.ArgumentParser:
         k.add_argument("--json", action="store_true", help="one JSON object per key on stdout")
     sp.set_defaults(func=cmd_keys)
 
+    from .cli_server import add_server_commands
+
+    add_server_commands(sub, common, _service, _emit)
     sp = sub.add_parser("history", help="past queries and their results")
     sp.add_argument("--limit", type=int, default=50)
     common(sp, engine=False)

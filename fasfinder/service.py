@@ -37,6 +37,7 @@ from .regions import REGION_NAMES  # the 10 landmark regions of every region-imp
 from .results import EngineInfo, EnrollResult, FaceResult, Match, QueryResult, ServiceInfo
 from .service_explain import ExplainOperations
 from .service_gallery import GalleryOperations
+from .service_server import ServerOperations
 from .settings import Settings
 from .severity import IDENTITY
 
@@ -103,7 +104,7 @@ class RecentQueries:
             return item
 
 
-class FasFinder(ExplainOperations, GalleryOperations):
+class FasFinder(ExplainOperations, GalleryOperations, ServerOperations):
     """Service facade. Thread-safe: the GUI calls it from worker threads."""
 
     def __init__(self, gallery: str | os.PathLike | None = None, *, settings: Settings | None = None,

@@ -57,6 +57,9 @@ class Settings:
     enroll_all_faces: bool = False  # enroll every face of an image instead of the largest
     open_set_threshold: float | None = None  # None: the engine card's threshold (FPIR 1 % on CelebA, by gallery size)
     history_days: int | None = 365  # recorded queries older than this are deleted (audited); None keeps all
+    server: str = ""  # office server, a postgresql:// URL without password ("": standalone gallery)
+    server_password_file: str = ""  # file (mode 0600) holding the server password; else $FASFINDER_SERVER_PASSWORD
+    server_case: str = ""  # case id given to persons enrolled without one when they are pushed
 
     def __post_init__(self) -> None:
         if not self.gallery:

@@ -67,3 +67,6 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+# the real PostgreSQL of the server tests (tests/server_helpers.py, tests/pg_server.py)
+from .server_helpers import office, pg_server  # noqa: E402, F401

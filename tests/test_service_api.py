@@ -54,7 +54,7 @@ def test_operation_list_is_every_marked_method_and_nothing_else():
         assert callable(getattr(FasFinder, name)) and not name.startswith("_")
         assert op.doc, f"operation {name} has no docstring"
     progress_ops = {n for n, op in OPERATIONS.items() if op.progress}
-    assert progress_ops == {"enroll", "seed_demo", "ensure_demo", "severity"}
+    assert progress_ops == {"enroll", "seed_demo", "ensure_demo", "severity", "sync"}
     # the gallery object itself is not reachable through the operation list
     assert "gallery" not in OPERATIONS and "load" not in OPERATIONS and "detect" not in OPERATIONS
 

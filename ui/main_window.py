@@ -164,6 +164,7 @@ class MainWindow(QMainWindow):
         act("Import folder\u2026", self.gallery.choose_folder, "import", "Ctrl+I", m_gallery, True)
         act("Add demo persons", self.gallery.seed_demo, None, None, m_gallery)
         act("Refresh", lambda: self.session.gallery_changed.emit(), None, "F5", m_gallery)
+        act("Sync with office server", self.sync_server, None, None, m_gallery)
         act("Compute severity curves", self.severity.compute, "curves", None, None, True)
         m_file.addSeparator()
         act("Settings\u2026", self.open_settings, "settings", "Ctrl+,", m_file, True)
@@ -189,6 +190,22 @@ class MainWindow(QMainWindow):
         self.status_info.setText(f"{Path(info.gallery).name} \u00b7 {c['persons']} persons \u00b7 {c['images']} photos"
                                  f" \u00b7 {info.engine} \u00b7 {live}")
         self.status_info.setToolTip(plain_tip(f"{info.gallery}\n{info.liveness_unavailable or 'liveness model installed'}"))
+        self.session.call("status_text", on_result=self._show_sync, on_error=lambda _e: None)
+
+    def _show_sync(self, text: str) -> None:
+        """Append the replica's last sync time and pending changes (issue 19) to the gallery line."""
+
+        base = self.status_info.text().split(" \u00b7 last sync", 1)[0]
+        self.status_info.setText(f"{base} \u00b7 {text}" if text else base)
+
+    def sync_server(self) -> None:
+        """Push and pull with the office server of the settings; search keeps working meanwhile."""
+
+        self.statusBar().showMessage("Syncing with the office server\u2026")
+        self.session.call("sync", on_progress=lambda d, t, m: self.statusBar().showMessage(f"Sync: {m} {d}"),
+                          on_result=lambda r: (self.statusBar().showMessage(
+                              f"Synced: pushed {r['pushed']}, pulled {r['pulled_images']} photo(s), "
+                              f"{len(r['conflicts'])} conflict(s)", 15000), self.session.gallery_changed.emit()))
 
     def _maybe_offer_demo(self, info) -> None:
         self._show_info(info)

@@ -68,6 +68,15 @@ class SettingsDialog(QDialog):
         self.all_faces = QCheckBox("Enroll every face of an image (not only the largest)")
         self.all_faces.setChecked(settings.enroll_all_faces)
         form.addRow("", self.all_faces)
+        # office server (issue 19): no password field -- it comes from $FASFINDER_SERVER_PASSWORD or an owner-only file
+        self.server = QLineEdit(settings.server)
+        self.server.setPlaceholderText("postgresql://user@host/fasfinder?sslmode=verify-full (empty: no server)")
+        form.addRow("Office server", self.server)
+        self.server_password_file = QLineEdit(settings.server_password_file)
+        self.server_password_file.setPlaceholderText("file readable by you only (else $FASFINDER_SERVER_PASSWORD)")
+        form.addRow("Server password file", self.server_password_file)
+        self.server_case = QLineEdit(settings.server_case)
+        form.addRow("Case for persons without one", self.server_case)
         box = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
         box.accepted.connect(self.accept)
         box.rejected.connect(self.reject)
@@ -85,4 +94,7 @@ class SettingsDialog(QDialog):
                        top_k=self.top_k.value(), open_set_threshold=self.open_set.value() or None,
                        max_pixels=self.max_mp.value() * 1_000_000,
                        flip=self.flip.isChecked(), liveness=self.liveness.isChecked(),
-                       refuse_spoof=self.refuse.isChecked(), enroll_all_faces=self.all_faces.isChecked())
+                       refuse_spoof=self.refuse.isChecked(), enroll_all_faces=self.all_faces.isChecked(),
+                       server=self.server.text().strip(),
+                       server_password_file=self.server_password_file.text().strip(),
+                       server_case=self.server_case.text().strip())
