@@ -43,6 +43,12 @@ def default_gallery_path() -> Path:
     return data_dir() / "gallery.db"
 
 
+def demo_gallery_path() -> Path:
+    """The demo gallery (``--demo``, the first-start demo): its own file, never the real gallery."""
+
+    return data_dir() / "demo.db"
+
+
 @dataclass
 class Settings:
     gallery: str = ""
@@ -56,6 +62,7 @@ class Settings:
     max_pixels: int = DEFAULT_MAX_PIXELS
     enroll_all_faces: bool = False  # enroll every face of an image instead of the largest
     history_days: int | None = 365  # recorded queries older than this are deleted (audited); None keeps all
+    trash_days: int | None = 30  # deleted persons/photos stay restorable this long, then are purged (audited)
 
     def __post_init__(self) -> None:
         if not self.gallery:
