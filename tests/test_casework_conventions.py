@@ -98,3 +98,24 @@ def test_help_menu_face_keys_and_last_folder(qtbot, tmp_path, monkeypatch):
     finally:
         win.close()
         host.close()
+
+
+def test_a_window_larger_than_the_screen_is_clamped(qtbot, tmp_path):
+    from fasfinder.host import LocalHost
+    from fasfinder.settings import Settings
+    from ui.main_window import MainWindow
+
+    settings = replace(Settings(gallery=str(tmp_path / "g.db")), liveness=False)
+    host = LocalHost(settings)
+    win = MainWindow(settings, host, offer_demo=False, restore_layout=False)
+    qtbot.addWidget(win)
+    try:
+        free = win.screen().availableGeometry()
+        win.resize(free.width() * 2, free.height() * 2)  # e.g. a geometry saved at 150 % on a larger monitor
+        win.move(free.right() + 500, free.bottom() + 500)
+        win.clamp_to_screen()
+        assert win.width() <= free.width() and win.height() <= free.height()
+        assert free.contains(win.geometry().topLeft())
+    finally:
+        win.close()
+        host.close()

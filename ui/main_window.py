@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QIcon, QKeySequence
-from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QToolBar, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QMessageBox, QToolBar, QVBoxLayout, QWidget
 
 from fasfinder.host import Host, make_host
 from fasfinder.settings import Settings, config_dir, default_gallery_path, demo_gallery_path
@@ -129,6 +129,23 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geo)
         if state is not None:
             self.restoreState(state, STATE_VERSION)
+        self.clamp_to_screen()
+
+    def clamp_to_screen(self) -> None:
+        """Never larger than the screen's free area, and on it (a geometry saved at another scaling or on a
+        larger monitor is shrunk and moved back)."""
+
+        screen = self.screen() or QApplication.primaryScreen()
+        if screen is None:
+            return
+        free = screen.availableGeometry()
+        w, h = min(self.width(), free.width()), min(self.height(), free.height())
+        if (w, h) != (self.width(), self.height()):
+            self.resize(w, h)
+        x = min(max(self.x(), free.left()), free.right() - w + 1)
+        y = min(max(self.y(), free.top()), free.bottom() - h + 1)
+        if (x, y) != (self.x(), self.y()):
+            self.move(x, y)
 
     def save_layout(self) -> None:
         s = ui_settings()

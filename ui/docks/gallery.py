@@ -244,9 +244,13 @@ class GalleryDock(QDockWidget):
         if not others:
             self.session.message.emit("There is no other person to merge into.", 4000)
             return
-        label, ok = QInputDialog.getItem(self, "Merge", f"Merge \u201c{rec.label}\u201d into:", others, 0, False)
-        if ok and label:
-            self.merge_into(rec, self._record(label))
+        dlg = QInputDialog(self)
+        dlg.setWindowTitle("Merge")
+        dlg.setLabelText(f"Merge \u201c{rec.label}\u201d into:")
+        dlg.setComboBoxItems(others)
+        plain(*dlg.findChildren(QLabel))  # the labels are the user's text: never HTML
+        if dlg.exec() == QInputDialog.DialogCode.Accepted and dlg.textValue():
+            self.merge_into(rec, self._record(dlg.textValue()))
 
     def merge_into(self, rec, target) -> None:
         if not ask(self, "Merge persons",
