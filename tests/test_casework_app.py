@@ -227,3 +227,17 @@ def test_unreadable_file_after_a_search_clears_the_photo_without_a_traceback(qtb
     assert "AttributeError" not in capfd.readouterr().err
     assert win.view.showing_message(), "the previous photo must not stay under the error banner"
     assert win.matches.list.count() == 0
+
+
+def test_long_names_are_not_cut_off_in_the_gallery_tree(qtbot, win, setup):
+    host = setup["host"]
+    name = "Maria-Magdalena Alexandrescu-Vasilescu von Hohenzollern"
+    pid = host.call("add_person", name, "MP-2026-000123")
+    try:
+        win.session.gallery_changed.emit()
+        item = _select(qtbot, win, name)
+        tree = win.gallery.tree
+        assert tree.columnWidth(0) >= tree.fontMetrics().horizontalAdvance(item.text(0))
+        assert tree.textElideMode().name == "ElideNone"
+    finally:
+        host.call("delete_person", pid)

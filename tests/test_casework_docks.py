@@ -64,7 +64,7 @@ def test_severity_plots_have_y_labels_fixed_ranges_and_export(qtbot, session, tm
     curves = {k: [(s, 0.95 - 0.01 * i) for i, s in enumerate(v)] for k, v in SEVERITY_SWEEPS.items()}
     dock._ready(SeverityCurves(target="similarity", region="face", baseline=0.95, curves=curves, engine="e"))
     for p in dock.plots.values():
-        assert p.getAxis("left").labelText == "cosine similarity"
+        assert p.getAxis("left").labelText == "similarity"
         _, (y0, y1) = p.viewRange()
         assert y0 <= 0.0 and y1 >= 1.0 and y1 - y0 < 1.1  # a 0.01 change is not stretched to the full height
     _shot(dock, "dock_severity.png")
@@ -73,7 +73,7 @@ def test_severity_plots_have_y_labels_fixed_ranges_and_export(qtbot, session, tm
     assert rows[0] == ["perturbation", "severity", "similarity", "baseline"]
     assert len(rows) - 1 == sum(len(v) for v in curves.values())
     dock._ready(SeverityCurves(target="liveness", region="face", baseline=0.7, curves=curves, engine="e"))
-    assert dock.plots["noise"].getAxis("left").labelText == "liveness P(real)"
+    assert dock.plots["noise"].getAxis("left").labelText == "P(real)"
 
 
 def test_heatmap_dock_has_a_colour_bar_of_the_overlay_colours(qtbot, session):

@@ -24,6 +24,8 @@ class TrashDialog(QDialog):
         self.tree = QTreeWidget()
         self.tree.setHeaderLabels(["What", "Deleted", "By", "Purged after"])
         self.tree.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for col in (1, 2, 3):
+            self.tree.header().setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         self.tree.setRootIsDecorated(False)
         lay.addWidget(self.tree, 1)
         row = QHBoxLayout()
@@ -56,7 +58,8 @@ class TrashDialog(QDialog):
         if entries:
             self.tree.setCurrentItem(self.tree.topLevelItem(0))
         self.hint.setText(f"{len(entries)} item(s) in the trash. Restore brings a person or photo back with the "
-                          "same record; items are deleted for good after the retention period (Settings).")
+                          "same record; items are deleted for good after the retention period (trash_days in "
+                          "settings.json, default 30 days).")
 
     def _selected(self):
         it = self.tree.currentItem()

@@ -132,7 +132,7 @@ class SeverityDock(QDockWidget):
         label = "similarity" if curves.target == "similarity" else "liveness score"
         for kind, p in self.plots.items():
             p.clear()
-            p.setLabel("left", "cosine similarity" if curves.target == "similarity" else "liveness P(real)")
+            p.setLabel("left", "similarity" if curves.target == "similarity" else "P(real)")
             pts = curves.curves.get(kind, [])
             if not pts:
                 continue
