@@ -106,6 +106,12 @@ def test_reopen_shows_the_recorded_results_and_exports_the_report(qtbot, recorde
         assert hashlib.sha256(Path(rep["html"]).read_bytes()).hexdigest() == rep["sha256"]
         pdf = Path(rep["pdf"]).read_bytes()
         assert pdf.startswith(b"%PDF") and len(pdf) > 5000
+        from pypdf import PdfReader
+
+        pdf_text = "".join(page.extract_text() for page in PdfReader(rep["pdf"]).pages)
+        squeezed = "".join(pdf_text.split())  # hashes may wrap across lines in their table cell
+        assert recorded["sha256"] in squeezed and "EileenCollins" in squeezed and "MirrorCase" in squeezed
+        assert "earshape" in squeezed and "reject" in pdf_text  # (Qt sets "ff" as a ligature glyph)
         if os.environ.get("FASFINDER_SCREENSHOTS"):
             render_png(text, str(Path(os.environ["FASFINDER_SCREENSHOTS"]) / "case_report_page.png"))
         # "Search again now" is the separate action that runs a new query
