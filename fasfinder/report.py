@@ -86,3 +86,26 @@ def case_report(entry: dict, *, candidates: dict[int, dict], generated_at: str, 
         out.append("</table>")
     out.append("</body></html>")
     return "\n".join(out)
+
+
+def what_changed(recorded: dict, now: dict) -> list[str]:
+    """In words, per face, how today's results of the same photo differ from the recorded ones:
+    candidates that are new, gone, or whose similarity moved by 0.01 or more (faces matched by index)."""
+
+    out = []
+    old_faces, new_faces = recorded.get("faces") or [], now.get("faces") or []
+    if len(old_faces) != len(new_faces):
+        out.append(f"{len(new_faces)} face(s) found now, {len(old_faces)} recorded")
+    for i, (old, new) in enumerate(zip(old_faces, new_faces)):
+        before = {m["face_id"]: m for m in old.get("matches") or []}
+        after = {m["face_id"]: m for m in new.get("matches") or []}
+        for fid, m in after.items():
+            if fid not in before:
+                out.append(f"face {i + 1}: new candidate {m['label']} (similarity {m['similarity']:.3f})")
+            elif abs(m["similarity"] - before[fid]["similarity"]) >= 0.01:
+                out.append(f"face {i + 1}: {m['label']} similarity {before[fid]['similarity']:.3f} -> "
+                           f"{m['similarity']:.3f}")
+        for fid, m in before.items():
+            if fid not in after:
+                out.append(f"face {i + 1}: {m['label']} is no longer a candidate")
+    return out

@@ -14,7 +14,7 @@ from pathlib import Path
 from .errors import BadArgument, GalleryError, check_label
 from .gallery import GalleryRecord, signing
 from .import_plan import plan_import
-from .report import case_report
+from .report import case_report, what_changed
 from .operations import CancelToken, Progress, operation
 
 #: The passphrase of encrypted export archives when no ``archive_key`` is given (else the gallery key).
@@ -184,6 +184,20 @@ class GalleryOperations:
             Path(out_path).write_bytes(data)
         return {"html": text, "path": None if out_path is None else str(out_path),
                 "sha256": hashlib.sha256(data).hexdigest(), "query_id": int(query_id)}
+
+    @operation
+    def search_again(self, query_id: int) -> dict:
+        """Run a recorded query's photo on today's gallery (recorded as a new query) and say what changed
+        against the record: ``{"query_id" (the new one), "changes": [text...], "results"}``."""
+
+        entry = self.gallery.query(int(query_id))
+        now = self.analyze(entry["query_path"], record=True)
+        if now.sha256 is not None and entry.get("query_sha256") and now.sha256 != entry["query_sha256"]:
+            raise GalleryError(f"{entry['query_path']}: the file changed since the search (sha256 differs)",
+                               code="query_changed")
+        results = now.to_dict()
+        changes = what_changed(entry["results"], results) if now.error is None else [now.error.get("message", "")]
+        return {"query_id": now.query_id, "changes": changes, "results": results}
 
     @operation
     def audit_log(self, limit: int | None = None) -> list[dict]:

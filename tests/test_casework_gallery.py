@@ -148,3 +148,14 @@ def test_person_search_uses_full_text_on_label_case_and_metadata(gallery):
     g.update_person(g.find_persons("Eva")[0], label="Eva Lund")
     assert names("lund") == ["Eva Lund"] and names('"') == names("")  # kept in sync; quotes are harmless
     assert g._records.db.sql["persons"].detect_fts() == "persons_fts"
+
+
+def test_what_changed_names_new_gone_and_moved_candidates():
+    from fasfinder.report import what_changed
+
+    m = lambda fid, label, s: {"face_id": fid, "label": label, "similarity": s}
+    old = {"faces": [{"matches": [m(1, "A", 0.90), m(2, "B", 0.80), m(3, "C", 0.70)]}]}
+    new = {"faces": [{"matches": [m(1, "A", 0.905), m(2, "B", 0.60), m(4, "D", 0.95)]}, {"matches": []}]}
+    assert what_changed(old, new) == ["2 face(s) found now, 1 recorded", "face 1: B similarity 0.800 -> 0.600",
+                                      "face 1: new candidate D (similarity 0.950)", "face 1: C is no longer a candidate"]
+    assert what_changed(old, old) == []

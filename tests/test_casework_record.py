@@ -114,9 +114,13 @@ def test_reopen_shows_the_recorded_results_and_exports_the_report(qtbot, recorde
         assert "earshape" in squeezed and "reject" in pdf_text  # (Qt sets "ff" as a ligature glyph)
         if os.environ.get("FASFINDER_SCREENSHOTS"):
             render_png(text, str(Path(os.environ["FASFINDER_SCREENSHOTS"]) / "case_report_page.png"))
-        # "Search again now" is the separate action that runs a new query
-        with qtbot.waitSignal(win.history.reopen, timeout=5_000):
+        # "Search again now" is the separate action: a new query, and what changed against the record
+        n_history = len(host.call("history"))
+        with qtbot.waitSignal(win.history.reopen, timeout=MS):
             dlg.again_btn.click()
+        assert len(host.call("history")) == n_history + 1
+        gone = f"face 1: {recorded['top'].label} is no longer a candidate"
+        assert gone in dlg.changes and gone in dlg.status.text()
     finally:
         win.close()
         host.call("restore", host.call("trash")[0]["id"])

@@ -67,7 +67,8 @@ def test_ui_calls_only_listed_operations():
     assert used <= set(OPERATIONS), f"the UI calls operations the service does not list: {used - set(OPERATIONS)}"
     assert {"analyze", "explain_match", "explain_face", "liveness_explain", "severity", "persons", "plan_import",
             "import_plan", "delete_person", "delete_image", "seed_demo", "trash", "restore", "purge_trash",
-            "merge_persons", "add_person", "find_persons"} <= used
+            "merge_persons", "add_person", "find_persons", "decide", "query_record", "case_report",
+            "search_again"} <= used
 
 
 def test_cli_never_reaches_into_the_gallery():

@@ -148,8 +148,21 @@ class CaseRecordDialog(QDialog):
         self.session.history_changed.emit()
 
     def _again(self) -> None:
+        """A new query of the same photo on today's gallery; what changed is listed here, the new result
+        opens in the window (this record stays as it was)."""
+
+        self.again_btn.setEnabled(False)
+        self.status.setText("Searching again on today's gallery\u2026")
+        self.session.call("search_again", self.entry["id"], on_result=self._compared,
+                          on_error=lambda exc: self.status.setText(f"Not searched: {error_text(exc)}"))
+
+    def _compared(self, out: dict) -> None:
+        self.changes = out["changes"]
+        text = "; ".join(out["changes"]) if out["changes"] else "the same candidates and scores as recorded"
+        self.status.setText(f"Searched again (new query {out['query_id']}): {text}.")
+        self.again_btn.setEnabled(True)
+        self.session.history_changed.emit()
         self.search_again.emit(self.entry["query_path"])
-        self.accept()
 
     def export_report(self, path: str | None = None) -> None:
         """Write ``<name>.html`` and the same report as ``<name>.pdf``."""
