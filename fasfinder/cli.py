@@ -279,7 +279,7 @@ def cmd_history(args) -> int:
     ff = _service(args)
     for row in ff.history(args.limit):
         summary = {"id": row["id"], "created_at": row["created_at"], "user": row["user"], "query": row["query_path"],
-                   "engine": row["engine"], "results": row["results"]}
+                   "engine": row["engine"], "results": row["results"], "decisions": row.get("decisions", [])}
         _emit(summary, args.json, f"{row['id']} {row['created_at']} {_t(row['query_path'])} "
                                   f"({len(row['results'].get('faces', []))} face(s))")
     ff.close()
@@ -427,6 +427,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--limit", type=int, default=50)
     common(sp, engine=False)
     sp.set_defaults(func=cmd_history)
+
+    from .cli_casework import register
+
+    register(sub, common, _service, _emit, _t)
 
     ev = sub.add_parser("eval", help="benchmark protocols of docs/BENCHMARKS.md")
     evs = ev.add_subparsers(dest="protocol", metavar="PROTOCOL", required=True)

@@ -29,6 +29,7 @@ from .errors import BadArgument, FasFinderError, GalleryError, InternalError, Li
 from .faces import DetectorSettings, Face, FaceAnalyzer, too_small_for_detection
 from .gallery import Gallery
 from .identify import IdentModel, person_matches
+from .import_plan import IMAGE_SUFFIXES, expand_inputs
 from .imaging import LoadedImage, from_array, load_image, thumbnail
 from .operations import CancelToken, Progress, operation, operation_table
 from .perturb import SWEEPS
@@ -43,30 +44,10 @@ from .severity import IDENTITY
 
 log = logging.getLogger("fasfinder")
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"}
 THUMB_SIDE = 96
 
-__all__ = ["CancelToken", "FasFinder", "OPERATIONS", "Progress", "REGION_NAMES", "SEVERITY_SWEEPS",
+__all__ = ["IMAGE_SUFFIXES", "CancelToken", "FasFinder", "OPERATIONS", "Progress", "REGION_NAMES", "SEVERITY_SWEEPS",
            "expand_inputs", "label_for"]
-
-
-def expand_inputs(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Files as given, plus every entry found recursively in folders (sorted).
-
-    Nothing found in a folder is dropped silently: every file is returned whatever its suffix, and so
-    are devices, symlinks and folders named like images (``x.jpg``); loading decides by content, so each
-    gets one result (a ``.jfif`` JPEG is enrolled, a ``.heic`` or ``.svg`` is ``unsupported_format``, a
-    device or a folder ``unreadable_image``: not a regular file). Other sub-folders are descended into.
-    """
-
-    out: list[Path] = []
-    for p in paths:
-        p = Path(p)
-        if p.is_dir():
-            out.extend(sorted(f for f in p.rglob("*") if f.is_symlink() or not f.is_dir() or f.suffix.lower() in IMAGE_SUFFIXES))
-        else:
-            out.append(p)
-    return out
 
 
 def label_for(path: Path, label_from: str) -> str:
@@ -131,7 +112,7 @@ class FasFinder(ExplainOperations, GalleryOperations, ServerOperations):
         with self._gallery_lock:
             if self._gallery is None:
                 self._gallery = Gallery(self.gallery_path, history_days=self.settings.history_days,
-                                        key=self.gallery_key)
+                                        trash_days=self.settings.trash_days, key=self.gallery_key)
             return self._gallery
 
     @property

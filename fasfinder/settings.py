@@ -43,6 +43,12 @@ def default_gallery_path() -> Path:
     return data_dir() / "gallery.db"
 
 
+def demo_gallery_path() -> Path:
+    """The demo gallery (``--demo``, the first-start demo): its own file, never the real gallery."""
+
+    return data_dir() / "demo.db"
+
+
 @dataclass
 class Settings:
     gallery: str = ""
@@ -60,6 +66,7 @@ class Settings:
     server: str = ""  # office server, a postgresql:// URL without password ("": standalone gallery)
     server_password_file: str = ""  # file (mode 0600) holding the server password; else $FASFINDER_SERVER_PASSWORD
     server_case: str = ""  # case id given to persons enrolled without one when they are pushed
+    trash_days: int | None = 30  # deleted persons/photos stay restorable this long, then are purged (audited)
 
     def __post_init__(self) -> None:
         if not self.gallery:

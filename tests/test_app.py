@@ -49,14 +49,10 @@ def gallery_setup(tmp_path_factory):
 
 @pytest.fixture
 def window(qtbot, gallery_setup):
-    from ui.main_window import MainWindow
+    from tests.casework_util import main_window
 
-    win = MainWindow(gallery_setup["settings"], gallery_setup["host"], offer_demo=False, restore_layout=False)
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    win.session.pool.cancel_all()
-    win.session.pool.wait_idle(timeout_ms=60_000, settle_ms=0)
+    with main_window(qtbot, gallery_setup["settings"], gallery_setup["host"]) as win:
+        yield win
 
 
 @pytest.mark.slow
@@ -112,7 +108,11 @@ def test_folder_import_shows_progress_and_cancels_cleanly(qtbot, window, gallery
         _save(np.ascontiguousarray(img), folder / f"Person {i % 3}" / f"p{i:02d}.png")
     before = host.call("counts")
     seen = []
-    win.gallery.import_folder(str(folder))
+    dlg = win.gallery.import_folder(str(folder))  # a dropped or chosen folder opens the import dialog first
+    qtbot.waitUntil(lambda: dlg.ok.isEnabled(), timeout=SLOW_MS)
+    assert dlg.mode == "subfolders" and win.gallery.import_worker is None  # nothing enrolled before accept
+    assert sorted(p["label"] for p in dlg.plan["persons"]) == ["Person 0", "Person 1", "Person 2"]
+    dlg.accept()
     worker = win.gallery.import_worker
 
     def on_progress(done, total, _msg):

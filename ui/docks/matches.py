@@ -212,7 +212,7 @@ class MatchesDock(QDockWidget):
             self._compare(item.data(ROLE_MATCH))
 
     def _on_current(self, item, _prev=None) -> None:
-        if item is None:
+        if item is None or self.session.result is None:  # the list is being cleared after a failed query
             return
         m = item.data(ROLE_MATCH)
         self._show_photos(m)
