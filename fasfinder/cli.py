@@ -137,23 +137,31 @@ def cmd_enroll(args) -> int:
     return 0
 
 
+def _search_lines(image, res) -> list[str]:
+    lines = [f"{_t(image)}: {len(res.faces)} face(s)"]
+    for f in res.faces:
+        lv = f" liveness={f.liveness.label}({f.liveness.score:.2f})" if f.liveness else ""
+        q = f" quality={f.quality.score:.2f}{'(' + ','.join(f.quality.flags) + ')' if f.quality.flags else ''}" if f.quality else ""
+        lines.append(f"  face {f.index} box={list(f.box)}{lv}{q}")
+        if f.decision is not None:
+            lines.append(f"    decision: {'in gallery' if f.decision.in_gallery else 'no reliable match in the gallery'}"
+                         f" (threshold {'n/a' if f.decision.threshold is None else f'{f.decision.threshold:.3f}'})")
+        for m in (f.persons if f.persons is not None else f.matches):
+            conf, n = f"{m.confidence:.3f}" if m.confidence is not None else "n/a", f" photos={len(getattr(m, 'photos', []))}"
+            lines.append(f"    #{m.rank} {_t(m.label)} sim={m.similarity:.3f} conf={conf} record={m.record_id}{n}")
+    return lines
+
+
 def cmd_search(args) -> int:
     ff = _service(args)
     try:
         for image in args.images:
-            res = ff.search(image, top_k=args.top)
+            res = ff.search(image, top_k=args.top, by=args.by)
             d = res.to_dict()
             if res.error:
                 human = f"{_t(image)}: {res.error['code']}: {_t(res.error['message'])}"
             else:
-                lines = [f"{_t(image)}: {len(res.faces)} face(s)"]
-                for f in res.faces:
-                    lv = f" liveness={f.liveness.label}({f.liveness.score:.2f})" if f.liveness else ""
-                    lines.append(f"  face {f.index} box={list(f.box)}{lv}")
-                    for m in f.matches:
-                        conf = f"{m.confidence:.3f}" if m.confidence is not None else "n/a"
-                        lines.append(f"    #{m.rank} {_t(m.label)} sim={m.similarity:.3f} conf={conf} record={m.record_id}")
-                human = "\n".join(lines)
+                human = "\n".join(_search_lines(image, res))
             _emit(d, args.json, human)
     finally:
         ff.close()
@@ -271,7 +279,7 @@ def cmd_history(args) -> int:
     ff = _service(args)
     for row in ff.history(args.limit):
         summary = {"id": row["id"], "created_at": row["created_at"], "user": row["user"], "query": row["query_path"],
-                   "engine": row["engine"], "results": row["results"]}
+                   "engine": row["engine"], "results": row["results"], "decisions": row.get("decisions", [])}
         _emit(summary, args.json, f"{row['id']} {row['created_at']} {_t(row['query_path'])} "
                                   f"({len(row['results'].get('faces', []))} face(s))")
     ff.close()
@@ -294,6 +302,10 @@ def cmd_eval(args) -> int:
         from .evaluation.lfw import evaluate_lfw
 
         out = evaluate_lfw(args.lfw, engine=args.engine, flip=args.flip, progress=progress, limit=args.limit)
+    elif args.protocol == "identify-fit" or getattr(args, "open_set", False):
+        from .evaluation.ident_cli import run_from_cli
+
+        out = run_from_cli(args, progress)
     elif args.protocol == "ident":
         from .evaluation.ident import evaluate_ident
 
@@ -349,6 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("search", help="top-K matches for every face of each image")
     sp.add_argument("images", nargs="+")
     sp.add_argument("--top", type=int, default=5)
+    sp.add_argument("--by", choices=("person", "photo"), default="person",
+                    help="list persons (default: best photo, photo count, person score, decision) or photos")
     sp.add_argument("--no-liveness", action="store_true")
     common(sp)
     sp.set_defaults(func=cmd_search)
@@ -409,10 +423,17 @@ def build_parser() -> argparse.ArgumentParser:
         k.add_argument("--json", action="store_true", help="one JSON object per key on stdout")
     sp.set_defaults(func=cmd_keys)
 
+    from .cli_server import add_server_commands
+
+    add_server_commands(sub, common, _service, _emit)
     sp = sub.add_parser("history", help="past queries and their results")
     sp.add_argument("--limit", type=int, default=50)
     common(sp, engine=False)
     sp.set_defaults(func=cmd_history)
+
+    from .cli_casework import register
+
+    register(sub, common, _service, _emit, _t)
 
     ev = sub.add_parser("eval", help="benchmark protocols of docs/BENCHMARKS.md")
     evs = ev.add_subparsers(dest="protocol", metavar="PROTOCOL", required=True)
@@ -422,9 +443,17 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--flip", action="store_true")
     e.add_argument("--limit", type=int, help="only the first N pairs (smoke runs)")
     e.add_argument("--json", action="store_true")
-    e = evs.add_parser("ident", help="protocol 3: LFW identification")
+    e = evs.add_parser("ident", help="protocol 3: LFW identification (--open-set: protocol 3b)")
     e.add_argument("--lfw", required=True)
     e.add_argument("--engine")
+    e.add_argument("--open-set", action="store_true", help="protocol 3b (and the CelebA test half); --plot DET PNG")
+    e.add_argument("--json", action="store_true")
+    e = evs.add_parser("identify-fit", help="fit fusion, FPIR threshold and identification confidence on CelebA")
+    e.add_argument("--engine")
+    e.add_argument("--write", action="store_true", help="store the result in the engine's model card")
+    for ep in (evs.choices["ident"], evs.choices["identify-fit"]):
+        ep.add_argument("--plot", help="DET plot PNG (ident --open-set) / reliability diagram PNG (identify-fit)")
+        ep.add_argument("--cached-only", action="store_true", help="only the images already embedded (partial run)")
     e.add_argument("--json", action="store_true")
     e = evs.add_parser("fas", help="protocol 5: NUAA face anti-spoofing")
     e.add_argument("--nuaa", required=True)

@@ -5,6 +5,7 @@ The service enrolls it (``FasFinder.seed_demo`` / ``ensure_demo``); this module 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from .settings import data_dir
@@ -15,9 +16,11 @@ LFW_PER_IDENTITY = 2
 
 
 def lfw_dir() -> Path | None:
-    """``../shared/data/lfw/images_deepfunneled`` next to the repository, when it exists."""
+    """``../shared/data/lfw/images_deepfunneled`` next to the repository (``$FASFINDER_DATA/lfw``
+    when set, as the evaluations), when it exists."""
 
-    root = Path(__file__).resolve().parents[2] / "shared" / "data" / "lfw"
+    data = os.environ.get("FASFINDER_DATA")
+    root = Path(data) / "lfw" if data else Path(__file__).resolve().parents[2] / "shared" / "data" / "lfw"
     for cand in (root / "images_deepfunneled", root):
         if cand.is_dir() and any(p.is_dir() for p in cand.iterdir()):
             return cand

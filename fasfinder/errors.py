@@ -135,3 +135,21 @@ def check_label(label: str) -> str:
     if bad:
         raise BadArgument(f"label holds control or text-direction characters ({', '.join(bad[:5])})")
     return label
+
+
+class ServerError(FasFinderError):
+    """The office server (PostgreSQL) refused or failed a request; the local replica is unchanged."""
+
+    code = "server_error"
+
+
+class ServerUnavailable(ServerError):
+    """The server cannot be reached (down, network, wrong address): work goes on locally, sync later."""
+
+    code = "server_unavailable"
+
+
+class ServerForbidden(ServerError):
+    """The server's roles or row-level security refused the action for this database user."""
+
+    code = "server_forbidden"

@@ -42,12 +42,74 @@ class Match:
 
 
 @dataclass
+class PhotoHit:
+    record_id: int
+    face_id: int
+    image: str
+    similarity: float
+
+    def to_dict(self) -> dict:
+        return {"record_id": self.record_id, "face_id": self.face_id, "image": self.image,
+                "similarity": _r(self.similarity)}
+
+
+@dataclass
+class PersonMatch:
+    """One candidate person of a search: its best photo first (``record_id``/``face_id``/``image``)."""
+
+    rank: int
+    person_id: int
+    label: str
+    case_id: str | None
+    similarity: float  # the person score (fusion of its photos' similarities)
+    confidence: float | None  # identification probability (docs/BENCHMARKS.md section 3b)
+    record_id: int
+    face_id: int
+    image: str
+    photos: list[PhotoHit] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"rank": self.rank, "person_id": self.person_id, "label": self.label, "case_id": self.case_id,
+                "record_id": self.record_id, "face_id": self.face_id, "image": self.image,
+                "similarity": _r(self.similarity), "confidence": _r(self.confidence),
+                "photos": [p.to_dict() for p in self.photos]}
+
+
+@dataclass
+class Decision:
+    """Open-set decision of one face: is the top person's score at or above the threshold?"""
+
+    in_gallery: bool
+    threshold: float | None  # None: the engine's card has no open-set threshold
+    fpir: float | None  # the FPIR the threshold was chosen for (None: a threshold set by hand)
+    gallery_faces: int = 0
+
+    def to_dict(self) -> dict:
+        return {"in_gallery": self.in_gallery, "threshold": _r(self.threshold), "fpir": self.fpir,
+                "gallery_faces": self.gallery_faces}
+
+
+@dataclass
+class Quality:
+    score: float  # 0..1, 1 = a large, sharp, frontal, well-exposed face
+    flags: list[str] = field(default_factory=list)  # "small", "blurry", "turned", "tilted", "dark", "bright"
+    measures: dict = field(default_factory=dict)  # the raw measures behind the flags
+
+    def to_dict(self) -> dict:
+        return {"score": _r(self.score, 3), "flags": list(self.flags),
+                "measures": {k: _r(v, 3) for k, v in self.measures.items()}}
+
+
+@dataclass
 class FaceResult:
     index: int
     face: Face
     liveness: object | None = None  # fasfinder.liveness.Liveness when a FAS model is installed
-    matches: list[Match] = field(default_factory=list)
+    matches: list[Match] = field(default_factory=list)  # the photo list (``--by photo``)
     embedding: np.ndarray | None = None
+    persons: list[PersonMatch] | None = None  # the person list (default), None when searched by photo
+    decision: Decision | None = None
+    quality: Quality | None = None
 
     @property
     def box(self) -> tuple[int, int, int, int]:
@@ -63,8 +125,12 @@ class FaceResult:
             "detector": self.face.detector,
             "liveness": self.liveness.to_dict() if self.liveness is not None else None,
         }
+        if self.quality is not None:
+            d["quality"] = self.quality.to_dict()
         if with_matches:
-            d["matches"] = [m.to_dict() for m in self.matches]
+            shown = self.persons if self.persons is not None else self.matches
+            d["matches"] = [m.to_dict() for m in shown]
+            d["decision"] = self.decision.to_dict() if self.decision is not None else None
         return d
 
 

@@ -25,45 +25,29 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 from .engines import DEFAULT_ENGINE, describe, engine_names, get_engine
-from .errors import FasFinderError, GalleryError, InternalError, LivenessUnavailable, ModelError, NoFace, check_label
+from .errors import BadArgument, FasFinderError, GalleryError, InternalError, LivenessUnavailable, ModelError, NoFace, check_label
 from .faces import DetectorSettings, Face, FaceAnalyzer, too_small_for_detection
 from .gallery import Gallery
+from .identify import IdentModel, person_matches
+from .import_plan import IMAGE_SUFFIXES, expand_inputs
 from .imaging import LoadedImage, from_array, load_image, thumbnail
 from .operations import CancelToken, Progress, operation, operation_table
 from .perturb import SWEEPS
+from .quality import face_quality
 from .regions import REGION_NAMES  # the 10 landmark regions of every region-importance dict, in display order
 from .results import EngineInfo, EnrollResult, FaceResult, Match, QueryResult, ServiceInfo
 from .service_explain import ExplainOperations
 from .service_gallery import GalleryOperations
+from .service_server import ServerOperations
 from .settings import Settings
 from .severity import IDENTITY
 
 log = logging.getLogger("fasfinder")
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"}
 THUMB_SIDE = 96
 
-__all__ = ["CancelToken", "FasFinder", "OPERATIONS", "Progress", "REGION_NAMES", "SEVERITY_SWEEPS",
+__all__ = ["IMAGE_SUFFIXES", "CancelToken", "FasFinder", "OPERATIONS", "Progress", "REGION_NAMES", "SEVERITY_SWEEPS",
            "expand_inputs", "label_for"]
-
-
-def expand_inputs(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Files as given, plus every entry found recursively in folders (sorted).
-
-    Nothing found in a folder is dropped silently: every file is returned whatever its suffix, and so
-    are devices, symlinks and folders named like images (``x.jpg``); loading decides by content, so each
-    gets one result (a ``.jfif`` JPEG is enrolled, a ``.heic`` or ``.svg`` is ``unsupported_format``, a
-    device or a folder ``unreadable_image``: not a regular file). Other sub-folders are descended into.
-    """
-
-    out: list[Path] = []
-    for p in paths:
-        p = Path(p)
-        if p.is_dir():
-            out.extend(sorted(f for f in p.rglob("*") if f.is_symlink() or not f.is_dir() or f.suffix.lower() in IMAGE_SUFFIXES))
-        else:
-            out.append(p)
-    return out
 
 
 def label_for(path: Path, label_from: str) -> str:
@@ -101,7 +85,7 @@ class RecentQueries:
             return item
 
 
-class FasFinder(ExplainOperations, GalleryOperations):
+class FasFinder(ExplainOperations, GalleryOperations, ServerOperations):
     """Service facade. Thread-safe: the GUI calls it from worker threads."""
 
     def __init__(self, gallery: str | os.PathLike | None = None, *, settings: Settings | None = None,
@@ -128,7 +112,7 @@ class FasFinder(ExplainOperations, GalleryOperations):
         with self._gallery_lock:
             if self._gallery is None:
                 self._gallery = Gallery(self.gallery_path, history_days=self.settings.history_days,
-                                        key=self.gallery_key)
+                                        trash_days=self.settings.trash_days, key=self.gallery_key)
             return self._gallery
 
     @property
@@ -234,12 +218,16 @@ class FasFinder(ExplainOperations, GalleryOperations):
     # -- queries -------------------------------------------------------------------------
     @operation
     def analyze(self, source, *, top_k: int | None = None, with_matches: bool = True,
-                record: bool = True) -> QueryResult:
-        """Detect every face, check liveness, embed and (optionally) search the gallery.
+                record: bool = True, by: str = "person") -> QueryResult:
+        """Detect every face, check liveness and quality, embed and (optionally) search the gallery.
 
+        ``by="person"`` (default): the top-K persons with the open-set decision and the identification
+        confidence (fasfinder.identify); ``by="photo"``: the top-K photos with the pairwise confidence.
         Never raises for a bad input: the error goes into ``QueryResult.error``.
         """
 
+        if by not in ("person", "photo"):
+            raise BadArgument(f"by must be 'person' or 'photo', not {by!r}")
         name = str(source) if not isinstance(source, (np.ndarray, LoadedImage)) else getattr(source, "source", "<array>")
         result = QueryResult(query=name, engine=self.settings.engine if with_matches else None)
         t = result.timings_ms
@@ -254,7 +242,7 @@ class FasFinder(ExplainOperations, GalleryOperations):
             if not faces:
                 raise NoFace(f"{name}: {_no_face_reason(image)}")
             self.recent.put(image, faces)
-            result.faces = [FaceResult(index=i, face=f) for i, f in enumerate(faces)]
+            result.faces = [FaceResult(index=i, face=f, quality=face_quality(image.pixels, f)) for i, f in enumerate(faces)]
             model = self.liveness_model()
             if model is not None:
                 t0 = time.perf_counter()
@@ -266,10 +254,14 @@ class FasFinder(ExplainOperations, GalleryOperations):
                 emb = self.embed(image, faces)
                 t["embed"] = (time.perf_counter() - t0) * 1e3
                 t0 = time.perf_counter()
-                hits = self.gallery.search(self.settings.engine, emb, top_k or self.settings.top_k)
+                k = top_k or self.settings.top_k
+                hits = self.gallery.search(self.settings.engine, emb, k if by == "photo" else max(50, 10 * k))
                 engine = self.engine
                 for fr, e, face_hits in zip(result.faces, emb, hits):
                     fr.embedding = e
+                    if by == "person":
+                        fr.persons, fr.decision = self._persons(face_hits, k)
+                        face_hits = face_hits[:k]
                     conf = engine.confidence(np.array([h.similarity for h in face_hits])) if face_hits else []
                     fr.matches = [
                         Match(rank=r + 1, label=h.label, record_id=h.image_id, face_id=h.face_id, person_id=h.person_id,
@@ -289,11 +281,24 @@ class FasFinder(ExplainOperations, GalleryOperations):
             result.error = _internal(exc, name).to_dict()
         return result
 
-    @operation
-    def search(self, source, *, top_k: int | None = None, record: bool = True) -> QueryResult:
-        """Every face of a photo with its liveness verdict and its top-K gallery matches."""
+    def _persons(self, hits, k: int):
+        """Person list and open-set decision of one face's photo hits (fasfinder.identify)."""
 
-        return self.analyze(source, top_k=top_k, with_matches=True, record=record)
+        faces = 0
+        if hits:
+            try:
+                faces = int(self.gallery.index_info(self.settings.engine)["faces"])
+            except FasFinderError:
+                faces = len(hits)
+        model = IdentModel.from_card(self.engine.card())
+        return person_matches(hits, k, model, faces, self.settings.open_set_threshold)
+
+    @operation
+    def search(self, source, *, top_k: int | None = None, record: bool = True, by: str = "person") -> QueryResult:
+        """Every face of a photo with its liveness verdict, quality and its top-K gallery persons
+        (``by="photo"``: photos) with the open-set decision."""
+
+        return self.analyze(source, top_k=top_k, with_matches=True, record=record, by=by)
 
     @operation
     def liveness(self, source) -> QueryResult:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import BadArgument, check_label
+from .errors import BadArgument, GalleryError, check_label
 from .gallery import GalleryRecord, signing
-from .operations import operation
+from .import_plan import plan_import
+from .report import case_report, what_changed
+from .operations import CancelToken, Progress, operation
 
 #: The passphrase of encrypted export archives when no ``archive_key`` is given (else the gallery key).
 ARCHIVE_KEY_ENV = "FASFINDER_ARCHIVE_KEY"
@@ -51,21 +53,151 @@ class GalleryOperations:
 
     @operation
     def delete_person(self, person_id: int) -> int:
-        """Delete a person with all their photos and faces (audited); how many images went."""
+        """Delete a person with all their photos and faces into the trash (audited; ``restore``
+        undoes it until the ``trash_days`` setting purges it); how many faces went."""
 
         return self.gallery.delete_person(int(person_id))
 
     @operation
     def delete_image(self, image_id: int) -> int:
-        """Delete one photo and its faces (audited); how many images went (0 or 1)."""
+        """Delete one photo and its faces into the trash (audited, restorable); how many faces went."""
 
         return self.gallery.delete_image(int(image_id))
+
+    @operation
+    def trash(self) -> list[dict]:
+        """What was deleted or merged away and can be restored, newest first (``id``, ``kind``,
+        ``label``, ``what``, ``deleted_at``, ``user``, ``purge_after``)."""
+
+        return self.gallery.trash()
+
+    @operation
+    def restore(self, trash_id: int) -> dict:
+        """Undo one delete or merge (same ids, faces back in the search; audited). ``restore_conflict``
+        when its label or a photo is in the gallery again."""
+
+        return self.gallery.restore(int(trash_id))
+
+    @operation
+    def purge_trash(self, trash_id: int | None = None) -> int:
+        """Delete one trash entry for good (None: those past ``trash_days``); audited; how many."""
+
+        return self.gallery.purge_trash(None if trash_id is None else int(trash_id))
+
+    @operation
+    def merge_persons(self, source_id: int, target_id: int) -> dict:
+        """Move every photo of person ``source_id`` to ``target_id``; the source goes (undoable, audited)."""
+
+        return self.gallery.merge_persons(int(source_id), int(target_id))
+
+    @operation
+    def add_person(self, label: str, case_id: str | None = None, metadata: dict | None = None) -> int:
+        """A new person without photos (name, case id, metadata fields); ``duplicate`` when the label exists."""
+
+        check_label(label)
+        if metadata is not None and not isinstance(metadata, dict):
+            raise BadArgument("metadata must be a mapping of field names to values")
+        return self.gallery.add_person(label.strip(), case_id, metadata)
+
+    @operation
+    def find_persons(self, text: str) -> list[int]:
+        """Ids of the persons whose label, case id or metadata contain every word of ``text`` (as a prefix)."""
+
+        return self.gallery.find_persons(str(text))
+
+    @operation(progress=True)
+    def plan_import(self, folder: str | os.PathLike, mode: str = "one", *, label: str | None = None,
+                    case_id: str | None = None, metadata: dict | None = None, progress: Progress | None = None,
+                    cancel: CancelToken | None = None) -> dict:
+        """What importing ``folder`` would create (``one`` person, one per ``subfolders``, or ``unknowns``)
+        and which files it would skip, with reasons; nothing is written (see fasfinder/import_plan.py)."""
+
+        existing = [p.label for p in self.gallery.persons()]
+        return plan_import(folder, mode, label=label, case_id=case_id, metadata=metadata,
+                           max_pixels=self.settings.max_pixels, known=self.gallery.has_image, existing=existing,
+                           progress=progress, cancel=cancel)
+
+    @operation(progress=True)
+    def import_plan(self, plan: dict, progress: Progress | None = None, cancel: CancelToken | None = None) -> list:
+        """Enroll the persons of a :meth:`plan_import` result (each photo committed atomically); one
+        ``EnrollResult`` per file."""
+
+        persons = plan.get("persons") if isinstance(plan, dict) else None
+        if not isinstance(persons, list):
+            raise BadArgument("an import plan holds a list of persons")
+        total = sum(len(p.get("files", [])) for p in persons)
+        results = []
+        for p in persons:
+            for res in self.iter_enroll(p["files"], label=check_label(p["label"]), case_id=p.get("case_id"),
+                                        metadata=p.get("metadata"), cancel=cancel):
+                results.append(res)
+                if progress:
+                    progress(len(results), total, res.path)
+            if cancel is not None and cancel.cancelled:
+                break
+        return results
 
     @operation
     def history(self, limit: int = 100) -> list[dict]:
         """The last recorded queries, newest first, with the results shown at the time."""
 
         return self.gallery.history(limit)
+
+    @operation
+    def query_record(self, query_id: int) -> dict:
+        """One recorded query as it was shown (candidates, scores, liveness) with its current decisions."""
+
+        return self.gallery.query(int(query_id))
+
+    @operation
+    def decide(self, query_id: int, face_index: int, face_id: int, decision: str, note: str = "") -> dict:
+        """Confirm / reject / unsure on candidate ``face_id`` of face ``face_index`` of a recorded query,
+        with a note; stored with the query (history, reports) and audited (who, when)."""
+
+        return self.gallery.decide(int(query_id), int(face_index), int(face_id), str(decision), str(note or ""))
+
+    @operation
+    def case_report(self, query_id: int, out_path: str | os.PathLike | None = None) -> dict:
+        """The case report of a recorded query as self-contained HTML (fasfinder/report.py): the recorded
+        candidates with their crops and photo sha256, liveness, decisions and notes, versions, user and
+        times. Written to ``out_path`` when given; returns ``html``, ``path`` and the file's ``sha256``."""
+
+        import hashlib
+
+        from .engines import describe
+        from .gallery.store import current_user, now_iso
+
+        entry = self.gallery.query(int(query_id))
+        candidates = {}
+        for face in (entry["results"].get("faces") or []):
+            for m in face.get("matches") or []:
+                try:
+                    row = self.gallery.face_row(int(m["face_id"]))
+                    image = self.gallery.image_row(int(row["image_id"]))
+                except GalleryError:  # deleted since the search: reported from the record alone
+                    continue
+                candidates[int(m["face_id"])] = {"sha256": image["sha256"], "crop": row["crop"], "path": image["path"]}
+        text = case_report(entry, candidates=candidates, generated_at=now_iso(), user=current_user(),
+                           engine_description=describe(entry["engine"]))
+        data = text.encode("utf-8")
+        if out_path is not None:
+            Path(out_path).write_bytes(data)
+        return {"html": text, "path": None if out_path is None else str(out_path),
+                "sha256": hashlib.sha256(data).hexdigest(), "query_id": int(query_id)}
+
+    @operation
+    def search_again(self, query_id: int) -> dict:
+        """Run a recorded query's photo on today's gallery (recorded as a new query) and say what changed
+        against the record: ``{"query_id" (the new one), "changes": [text...], "results"}``."""
+
+        entry = self.gallery.query(int(query_id))
+        now = self.analyze(entry["query_path"], record=True)
+        if now.sha256 is not None and entry.get("query_sha256") and now.sha256 != entry["query_sha256"]:
+            raise GalleryError(f"{entry['query_path']}: the file changed since the search (sha256 differs)",
+                               code="query_changed")
+        results = now.to_dict()
+        changes = what_changed(entry["results"], results) if now.error is None else [now.error.get("message", "")]
+        return {"query_id": now.query_id, "changes": changes, "results": results}
 
     @operation
     def audit_log(self, limit: int | None = None) -> list[dict]:

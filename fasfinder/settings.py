@@ -43,6 +43,12 @@ def default_gallery_path() -> Path:
     return data_dir() / "gallery.db"
 
 
+def demo_gallery_path() -> Path:
+    """The demo gallery (``--demo``, the first-start demo): its own file, never the real gallery."""
+
+    return data_dir() / "demo.db"
+
+
 @dataclass
 class Settings:
     gallery: str = ""
@@ -56,7 +62,12 @@ class Settings:
     refuse_spoof: bool = False  # enrollment refuses faces judged spoof
     max_pixels: int = DEFAULT_MAX_PIXELS
     enroll_all_faces: bool = False  # enroll every face of an image instead of the largest
+    open_set_threshold: float | None = None  # None: the engine card's threshold (FPIR 1 % on CelebA, by gallery size)
     history_days: int | None = 365  # recorded queries older than this are deleted (audited); None keeps all
+    server: str = ""  # office server, a postgresql:// URL without password ("": standalone gallery)
+    server_password_file: str = ""  # file (mode 0600) holding the server password; else $FASFINDER_SERVER_PASSWORD
+    server_case: str = ""  # case id given to persons enrolled without one when they are pushed
+    trash_days: int | None = 30  # deleted persons/photos stay restorable this long, then are purged (audited)
 
     def __post_init__(self) -> None:
         if not self.gallery:

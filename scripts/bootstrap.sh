@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 DEB_PACKAGES=(libgl1 libegl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 libglib2.0-0
               libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-xkb1
-              libxcb-shape0 libxcb-randr0 libxcb-xinerama0 xvfb xauth)
+              libxcb-shape0 libxcb-randr0 libxcb-xinerama0 xvfb xauth
+              postgresql)  # the server tests start their own throw-away PostgreSQL (tests/pg_server.py)
 
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO.parent / "shared" / "data"
+SHARED_DATA = Path(os.environ.get("FASFINDER_DATA") or REPO.parent / "shared" / "data")  # as fasfinder.evaluation.celeba
 
 
 def shared_data(sub: str) -> Path:
@@ -67,3 +67,6 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+# the real PostgreSQL of the server tests (tests/server_helpers.py, tests/pg_server.py)
+from .server_helpers import office, pg_server  # noqa: E402, F401

@@ -49,14 +49,10 @@ def gallery_setup(tmp_path_factory):
 
 @pytest.fixture
 def window(qtbot, gallery_setup):
-    from ui.main_window import MainWindow
+    from tests.casework_util import main_window
 
-    win = MainWindow(gallery_setup["settings"], gallery_setup["host"], offer_demo=False, restore_layout=False)
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    win.session.pool.cancel_all()
-    win.session.pool.wait_idle(timeout_ms=60_000, settle_ms=0)
+    with main_window(qtbot, gallery_setup["settings"], gallery_setup["host"]) as win:
+        yield win
 
 
 @pytest.mark.slow
@@ -67,13 +63,17 @@ def test_query_shows_matches_and_selecting_a_match_updates_docks(qtbot, window, 
     res = win.last_result
     assert res.error is None and res.faces
     face = win.session.face
-    assert face is not None and len(face.matches) >= 2
+    assert face is not None and len(face.persons) >= 2
     lst = win.matches.list
-    qtbot.waitUntil(lambda: lst.count() == len(face.matches), timeout=5_000)
-    assert "Eileen" in lst.item(0).text() and "similarity" in lst.item(0).text()
-    # The first match is selected automatically; choose the second one.
+    qtbot.waitUntil(lambda: lst.count() == len(face.persons), timeout=5_000)
+    assert "Eileen" in lst.item(0).text() and "identification" in lst.item(0).text()
+    assert ("In the gallery" in win.matches.header.text() or "No reliable match" in win.matches.header.text()
+            or "No open-set threshold" in win.matches.header.text()), win.matches.header.text()
+    assert "Identification confidence" in lst.item(0).toolTip()
+    assert win.matches.photos.count() == len(face.persons[0].photos)  # the photos behind the first person
+    # The first person is selected automatically; choose the second one.
     lst.setCurrentRow(1)
-    second = face.matches[1]
+    second = face.persons[1]
     assert win.session.match is second
     assert win.matches.c_caption.text() == second.label
     # Per-match heatmaps of the default engine arrive through the worker signals (the default engine
@@ -108,7 +108,11 @@ def test_folder_import_shows_progress_and_cancels_cleanly(qtbot, window, gallery
         _save(np.ascontiguousarray(img), folder / f"Person {i % 3}" / f"p{i:02d}.png")
     before = host.call("counts")
     seen = []
-    win.gallery.import_folder(str(folder))
+    dlg = win.gallery.import_folder(str(folder))  # a dropped or chosen folder opens the import dialog first
+    qtbot.waitUntil(lambda: dlg.ok.isEnabled(), timeout=SLOW_MS)
+    assert dlg.mode == "subfolders" and win.gallery.import_worker is None  # nothing enrolled before accept
+    assert sorted(p["label"] for p in dlg.plan["persons"]) == ["Person 0", "Person 1", "Person 2"]
+    dlg.accept()
     worker = win.gallery.import_worker
 
     def on_progress(done, total, _msg):

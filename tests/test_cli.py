@@ -48,6 +48,14 @@ def test_enroll_search_history_audit(gallery):
     code, lines, err = run("search", gallery / "photos" / "case-0042" / "a.png", "--db", db, "--json", "--top", "5")
     assert code == 0, err
     (obj,) = lines
+    (person,) = max(obj["faces"], key=lambda f: f["matches"][0]["similarity"])["matches"]  # one person, two photos
+    assert person["label"] == "case-0042" and person["rank"] == 1 and len(person["photos"]) == 2
+    assert set(person) >= {"rank", "person_id", "label", "case_id", "similarity", "confidence", "photos"}
+    assert {"in_gallery", "threshold", "fpir"} <= set(obj["faces"][0]["decision"]) and "quality" in obj["faces"][0]
+    code, lines, err = run("search", gallery / "photos" / "case-0042" / "a.png", "--db", db, "--json", "--top", "5",
+                           "--by", "photo")
+    assert code == 0, err
+    (obj,) = lines
     assert obj["error"] is None and obj["query"].endswith("a.png")
     face = max(obj["faces"], key=lambda f: f["matches"][0]["similarity"])
     assert len(face["box"]) == 4 and "liveness" in face

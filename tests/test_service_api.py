@@ -54,7 +54,7 @@ def test_operation_list_is_every_marked_method_and_nothing_else():
         assert callable(getattr(FasFinder, name)) and not name.startswith("_")
         assert op.doc, f"operation {name} has no docstring"
     progress_ops = {n for n, op in OPERATIONS.items() if op.progress}
-    assert progress_ops == {"enroll", "seed_demo", "ensure_demo", "severity"}
+    assert progress_ops == {"enroll", "seed_demo", "ensure_demo", "severity", "sync", "plan_import", "import_plan"}
     # the gallery object itself is not reachable through the operation list
     assert "gallery" not in OPERATIONS and "load" not in OPERATIONS and "detect" not in OPERATIONS
 
@@ -65,8 +65,10 @@ def test_ui_calls_only_listed_operations():
         used |= _operation_names(ast.parse(path.read_text()))
     assert used, "the UI calls no operation at all?"
     assert used <= set(OPERATIONS), f"the UI calls operations the service does not list: {used - set(OPERATIONS)}"
-    assert {"analyze", "explain_match", "explain_face", "liveness_explain", "severity", "persons", "enroll",
-            "delete_person", "delete_image", "seed_demo"} <= used
+    assert {"analyze", "explain_match", "explain_face", "liveness_explain", "severity", "persons", "plan_import",
+            "import_plan", "delete_person", "delete_image", "seed_demo", "trash", "restore", "purge_trash",
+            "merge_persons", "add_person", "find_persons", "decide", "query_record", "case_report",
+            "search_again"} <= used
 
 
 def test_cli_never_reaches_into_the_gallery():

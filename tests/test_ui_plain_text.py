@@ -118,8 +118,11 @@ def test_labels_and_file_names_are_shown_literally(qtbot, evil_setup):
         assert shown(hist.item(0).toolTip()).startswith(str(evil_setup["query"]) + "\n")
         assert EVIL in hist.item(0).text()
         Path(evil_setup["query"]).unlink()
-        win.history._reopen_item(hist.item(0))
-        assert label_shows(win.history.status).startswith(f"{evil_setup['query'].name} is no longer on disk")
+        record = win.history._reopen_item(hist.item(0))  # the case record: the recorded results, the path quoted
+        assert label_shows(record.header).startswith(f"{evil_setup['query']} (the photo is no longer at this path)")
+        assert not record.again_btn.isEnabled()
+        assert record.tree.topLevelItem(0).child(0).text(0) == f"1. {EVIL}"
+        record.close()
     finally:
         win.session.pool.cancel_all()
         win.session.pool.wait_idle(timeout_ms=60_000, settle_ms=0)

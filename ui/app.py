@@ -18,8 +18,10 @@ from pathlib import Path
 log = logging.getLogger("fasfinder.ui")
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="fasfinder", description="FASFinder desktop app")
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="main.py", description="FASFinder desktop app (options in any order; a "
+                                "command word instead runs the command line, listed below)")
+    p.add_argument("photo", nargs="?", help="a photo to search at start (same as --query)")
     p.add_argument("--gui", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--screenshot", metavar="FILE", help="save a PNG of the window when all work is done, then exit")
     p.add_argument("--db", metavar="FILE", help="gallery file to open (default: the one in the settings)")
@@ -29,11 +31,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="with --screenshot and --import: take the picture after N imported photos (then cancel)")
     p.add_argument("--curves", action="store_true", help="compute the severity curves after the query")
     p.add_argument("--demo", action="store_true",
-                   help="enroll the demo gallery first when the gallery is empty, and (without --query) search a demo photo")
+                   help="open the separate demo gallery (demo.db in the data folder, never your real gallery; "
+                        "enrolled when empty) and, without a photo, search a demo photo")
     p.add_argument("--size", default="1280x800", help="window size for --screenshot (WxH)")
     p.add_argument("--host", choices=("process", "local"), default=None,
                    help="where the models run: a helper process (default) or this process")
-    return p.parse_args(argv)
+    return p
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    args = build_parser().parse_args(argv)
+    if args.photo and args.query and args.photo != args.query:
+        build_parser().error("give the photo either as an argument or with --query, not both")
+    args.query = args.query or args.photo
+    return args
 
 
 def limit_threads() -> None:
@@ -52,7 +63,7 @@ def run(argv: list[str] | None = None) -> int:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from fasfinder.settings import Settings
+    from fasfinder.settings import Settings, demo_gallery_path
 
     from fasfinder.host import make_host
 
@@ -70,6 +81,8 @@ def run(argv: list[str] | None = None) -> int:
     settings = Settings.load()
     if args.db:
         settings = replace(settings, gallery=str(Path(args.db).expanduser().resolve()))
+    elif args.demo:  # the demo never goes into the real gallery
+        settings = replace(settings, gallery=str(demo_gallery_path()))
     host = make_host(settings, args.host)
     if args.demo:
         log.info("demo gallery: %s", settings.gallery)
@@ -85,7 +98,12 @@ def run(argv: list[str] | None = None) -> int:
     win.show()
 
     if args.import_folder:
-        QTimer.singleShot(200, lambda: win.gallery.import_folder(args.import_folder))
+        def open_import():
+            dlg = win.gallery.import_folder(args.import_folder)
+            if shot:  # a scripted run takes the dialog's proposal as it is
+                dlg.planned.connect(lambda _plan: dlg.ok.isEnabled() and dlg.accept())
+
+        QTimer.singleShot(200, open_import)
     if args.query:
         QTimer.singleShot(200, lambda: win.open_query(args.query))
     if args.curves:

@@ -46,6 +46,11 @@ class ImageView(QGraphicsView):
         sc.setSceneRect(item.boundingRect())
         self.resetTransform()
 
+    def showing_message(self) -> bool:
+        """True when the view shows a message instead of a photo."""
+
+        return not self._has_image
+
     def set_result(self, rgb, faces) -> None:
         """``faces``: the QueryResult's FaceResults (box + liveness)."""
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QIcon, QKeySequence
-from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMessageBox, QToolBar, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QMessageBox, QToolBar, QVBoxLayout, QWidget
 
 from fasfinder.host import Host, make_host
-from fasfinder.settings import Settings, config_dir, default_gallery_path
+from fasfinder.settings import Settings, config_dir, default_gallery_path, demo_gallery_path
 
 from .docks.gallery import GalleryDock
 from .docks.heatmap import HeatmapDock
@@ -18,6 +19,8 @@ from .docks.history import HistoryDock
 from .docks.matches import MatchesDock
 from .docks.regions import RegionDock
 from .docks.severity import SeverityDock
+from .filedialogs import choose_file
+from .help import first_start, help_box
 from .image_view import ImageView
 from .qtutil import error_text, plain, plain_tip
 from .session import Session
@@ -126,6 +129,23 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geo)
         if state is not None:
             self.restoreState(state, STATE_VERSION)
+        self.clamp_to_screen()
+
+    def clamp_to_screen(self) -> None:
+        """Never larger than the screen's free area, and on it (a geometry saved at another scaling or on a
+        larger monitor is shrunk and moved back)."""
+
+        screen = self.screen() or QApplication.primaryScreen()
+        if screen is None:
+            return
+        free = screen.availableGeometry()
+        w, h = min(self.width(), free.width()), min(self.height(), free.height())
+        if (w, h) != (self.width(), self.height()):
+            self.resize(w, h)
+        x = min(max(self.x(), free.left()), free.right() - w + 1)
+        y = min(max(self.y(), free.top()), free.bottom() - h + 1)
+        if (x, y) != (self.x(), self.y()):
+            self.move(x, y)
 
     def save_layout(self) -> None:
         s = ui_settings()
@@ -148,6 +168,7 @@ class MainWindow(QMainWindow):
         m_file = self.menuBar().addMenu("&File")
         m_gallery = self.menuBar().addMenu("&Gallery")
         m_view = self.menuBar().addMenu("&View")
+        m_help = self.menuBar().addMenu("&Help")
 
         def act(text, slot, ico=None, shortcut=None, menu=None, toolbar=False):
             a = QAction(icon(ico) if ico else QIcon(), text, self)
@@ -162,8 +183,11 @@ class MainWindow(QMainWindow):
 
         act("Open query\u2026", self.choose_query, "open", "Ctrl+O", m_file, True)
         act("Import folder\u2026", self.gallery.choose_folder, "import", "Ctrl+I", m_gallery, True)
-        act("Add demo persons", self.gallery.seed_demo, None, None, m_gallery)
+        act("Add person\u2026", self.gallery.add_person, None, "Ctrl+N", m_gallery)
+        act("Trash\u2026", self.gallery.open_trash, None, None, m_gallery)
+        act("Open the demo gallery", self.open_demo_gallery, None, None, m_gallery)
         act("Refresh", lambda: self.session.gallery_changed.emit(), None, "F5", m_gallery)
+        act("Sync with office server", self.sync_server, None, None, m_gallery)
         act("Compute severity curves", self.severity.compute, "curves", None, None, True)
         m_file.addSeparator()
         act("Settings\u2026", self.open_settings, "settings", "Ctrl+,", m_file, True)
@@ -172,7 +196,13 @@ class MainWindow(QMainWindow):
         for d in self.docks:
             m_view.addAction(d.toggleViewAction())
         m_view.addSeparator()
+        act("Next face", lambda: self.step_face(1), None, "Alt+Right", m_view)
+        act("Previous face", lambda: self.step_face(-1), None, "Alt+Left", m_view)
+        m_view.addSeparator()
         act("Reset layout", self.reset_layout, None, None, m_view)
+        act("Keyboard shortcuts", lambda: help_box(self, "shortcuts"), None, "F1", m_help)
+        act("Licences", lambda: help_box(self, "licences"), None, None, m_help)
+        act("About FASFinder", lambda: help_box(self, "about"), None, None, m_help)
 
     # -- startup ------------------------------------------------------------------------------
     def _startup(self) -> None:
@@ -189,6 +219,22 @@ class MainWindow(QMainWindow):
         self.status_info.setText(f"{Path(info.gallery).name} \u00b7 {c['persons']} persons \u00b7 {c['images']} photos"
                                  f" \u00b7 {info.engine} \u00b7 {live}")
         self.status_info.setToolTip(plain_tip(f"{info.gallery}\n{info.liveness_unavailable or 'liveness model installed'}"))
+        self.session.call("status_text", on_result=self._show_sync, on_error=lambda _e: None)
+
+    def _show_sync(self, text: str) -> None:
+        """Append the replica's last sync time and pending changes (issue 19) to the gallery line."""
+
+        base = self.status_info.text().split(" \u00b7 last sync", 1)[0]
+        self.status_info.setText(f"{base} \u00b7 {text}" if text else base)
+
+    def sync_server(self) -> None:
+        """Push and pull with the office server of the settings; search keeps working meanwhile."""
+
+        self.statusBar().showMessage("Syncing with the office server\u2026")
+        self.session.call("sync", on_progress=lambda d, t, m: self.statusBar().showMessage(f"Sync: {m} {d}"),
+                          on_result=lambda r: (self.statusBar().showMessage(
+                              f"Synced: pushed {r['pushed']}, pulled {r['pulled_images']} photo(s), "
+                              f"{len(r['conflicts'])} conflict(s)", 15000), self.session.gallery_changed.emit()))
 
     def _maybe_offer_demo(self, info) -> None:
         self._show_info(info)
@@ -196,16 +242,32 @@ class MainWindow(QMainWindow):
             return
         if Path(info.gallery).resolve() != default_gallery_path().resolve():
             return
-        answer = QMessageBox.question(
-            self, "Empty gallery",
-            "The gallery is empty. Add a small demo gallery (an astronaut photo, and a few LFW persons when the "
-            "data set is present) so you can try a search?")
-        if answer == QMessageBox.StandardButton.Yes:
-            self.gallery.seed_demo()
+        choice = first_start(self)
+        if choice == "demo":
+            self.open_demo_gallery()
+        elif choice == "import":
+            self.gallery.choose_folder()
+
+    def open_demo_gallery(self) -> None:
+        """Switch this session to the separate demo gallery (demo.db) and fill it when empty; the
+        settings (and the real gallery) are not changed."""
+
+        self.apply_settings(replace(self.settings, gallery=str(demo_gallery_path())))
+        self.setWindowTitle("FASFinder \u2013 DEMO gallery (not your cases)")
+        self.gallery.seed_demo()
+
+    def step_face(self, delta: int) -> None:
+        """Select the next (``delta`` 1) or previous (-1) face of the query (keyboard: Alt+Right / Alt+Left)."""
+
+        res = self.session.result
+        if res is None or not res.faces:
+            return
+        n, i = len(res.faces), self.session.face_index
+        self.session.select_face((0 if delta > 0 else n - 1) if i < 0 else (i + delta) % n)
 
     # -- queries ------------------------------------------------------------------------------
     def choose_query(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open a query photo", "", IMAGE_FILTER)
+        path = choose_file(self, "Open a query photo", IMAGE_FILTER)
         if path:
             self.open_query(path)
 
@@ -231,6 +293,8 @@ class MainWindow(QMainWindow):
                           on_error=self._on_query_error)
 
     def _on_query_error(self, exc) -> None:
+        self.view.show_message("No photo: see the message above.")
+        self.session.set_result(None)
         self._show_banner(f"Could not search this photo: {error_text(exc)}")
 
     def _show_banner(self, text: str) -> None:
@@ -249,7 +313,8 @@ class MainWindow(QMainWindow):
                 self.view.set_result(result.pixels, [])
                 self._show_banner(f"No face found in {Path(result.query).name}. Try a larger or sharper photo, "
                                   "or the CNN detector in Settings.")
-            else:
+            else:  # the previous photo must not stay under the banner
+                self.view.show_message(f"{Path(result.query).name}: no photo to show.")
                 self._show_banner(f"Could not search {Path(result.query).name}: {msg} [{code}]")
             self.session.set_result(None)
             return

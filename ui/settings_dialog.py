@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout,
-                               QLineEdit, QPushButton, QSpinBox, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog, QFormLayout,
+                               QHBoxLayout, QLineEdit, QPushButton, QSpinBox, QWidget)
 
 from fasfinder.settings import Settings
 
@@ -42,6 +42,15 @@ class SettingsDialog(QDialog):
         self.top_k.setRange(1, 50)
         self.top_k.setValue(settings.top_k)
         form.addRow("Candidates per face", self.top_k)
+        self.open_set = QDoubleSpinBox()
+        self.open_set.setRange(0.0, 1.0)
+        self.open_set.setDecimals(3)
+        self.open_set.setSingleStep(0.005)
+        self.open_set.setSpecialValueText("engine card (FPIR 1 % on CelebA)")
+        self.open_set.setValue(settings.open_set_threshold or 0.0)
+        self.open_set.setToolTip("Score the best candidate must reach for \"in the gallery\". The engine card's "
+                                 "threshold is chosen for 1 % false alarms on people not enrolled, by gallery size.")
+        form.addRow("In-gallery threshold", self.open_set)
         self.max_mp = QSpinBox()
         self.max_mp.setRange(1, 500)
         self.max_mp.setSuffix(" MP")
@@ -59,6 +68,15 @@ class SettingsDialog(QDialog):
         self.all_faces = QCheckBox("Enroll every face of an image (not only the largest)")
         self.all_faces.setChecked(settings.enroll_all_faces)
         form.addRow("", self.all_faces)
+        # office server (issue 19): no password field -- it comes from $FASFINDER_SERVER_PASSWORD or an owner-only file
+        self.server = QLineEdit(settings.server)
+        self.server.setPlaceholderText("postgresql://user@host/fasfinder?sslmode=verify-full (empty: no server)")
+        form.addRow("Office server", self.server)
+        self.server_password_file = QLineEdit(settings.server_password_file)
+        self.server_password_file.setPlaceholderText("file readable by you only (else $FASFINDER_SERVER_PASSWORD)")
+        form.addRow("Server password file", self.server_password_file)
+        self.server_case = QLineEdit(settings.server_case)
+        form.addRow("Case for persons without one", self.server_case)
         box = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
         box.accepted.connect(self.accept)
         box.rejected.connect(self.reject)
@@ -73,6 +91,10 @@ class SettingsDialog(QDialog):
     def result_settings(self) -> Settings:
         return replace(self.settings, gallery=self.gallery.text().strip() or self.settings.gallery,
                        engine=self.engine.currentData(), detector=self.detector.currentData(),
-                       top_k=self.top_k.value(), max_pixels=self.max_mp.value() * 1_000_000,
+                       top_k=self.top_k.value(), open_set_threshold=self.open_set.value() or None,
+                       max_pixels=self.max_mp.value() * 1_000_000,
                        flip=self.flip.isChecked(), liveness=self.liveness.isChecked(),
-                       refuse_spoof=self.refuse.isChecked(), enroll_all_faces=self.all_faces.isChecked())
+                       refuse_spoof=self.refuse.isChecked(), enroll_all_faces=self.all_faces.isChecked(),
+                       server=self.server.text().strip(),
+                       server_password_file=self.server_password_file.text().strip(),
+                       server_case=self.server_case.text().strip())

@@ -20,6 +20,7 @@ encrypted; without one it is the standard sqlite3 module, as before.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
 import stat
@@ -35,6 +36,8 @@ from ..errors import GalleryError
 from .chain import chain_existing, foreign_triggers
 from .crypt import DATABASE_ERRORS, OPERATIONAL_ERRORS, FileCipher, check_key, connect, open_error
 from .schema import AUTOINCREMENT_TABLES, SCHEMA, SCHEMA_VERSION, table_body
+
+log = logging.getLogger("fasfinder.gallery")
 
 
 class GalleryDB:
@@ -95,6 +98,20 @@ class GalleryDB:
         self.sql["meta"].insert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key", ignore=True)
         if not self.meta("gallery_id"):  # the identity the FAISS index files carry (index.py)
             self.sql["meta"].insert({"key": "gallery_id", "value": uuid.uuid4().hex}, pk="key", ignore=True)
+        self._enable_person_search()
+
+    def _enable_person_search(self) -> None:
+        """sqlite-utils' FTS5 table of the persons (label, case id, metadata), kept by its triggers.
+
+        Made at the first open of a gallery (existing persons are indexed then); without FTS5 in the
+        SQLite build the person search falls back to LIKE (records.py)."""
+
+        try:
+            if not self.sql["persons"].detect_fts():
+                self.sql["persons"].enable_fts(["label", "case_id", "metadata"], create_triggers=True,
+                                               tokenize="unicode61 remove_diacritics 2")
+        except DATABASE_ERRORS as exc:  # no FTS5 compiled in
+            log.warning("%s: no full-text search of persons (%s); the search box uses LIKE", self.path, exc)
 
     def _open_read_only(self) -> None:
         """``mode=ro`` (``immutable=1`` when the folder is read-only too: SQLite cannot make its -shm)."""

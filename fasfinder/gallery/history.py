@@ -10,7 +10,7 @@ import json
 import logging
 from datetime import UTC, datetime, timedelta
 
-from ..errors import GalleryError
+from ..errors import GalleryError, NotFoundInGallery
 from .audit import AuditLog
 from .crypt import OPERATIONAL_ERRORS
 from .db import GalleryDB
@@ -74,6 +74,15 @@ class QueryHistory:
             query_id = int(cur.lastrowid)
             self.prune()
             return query_id
+
+    def get(self, query_id: int) -> dict:
+        with self.db.lock:
+            row = self.db.conn.execute(
+                "SELECT id, created_at, user, query_path, query_sha256, engine, results FROM queries WHERE id = ?",
+                (int(query_id),)).fetchone()
+        if row is None:
+            raise NotFoundInGallery(f"no recorded query with id {query_id} (unknown, or past history_days)")
+        return dict(row, results=json.loads(row["results"]))
 
     def recent(self, limit: int = 100) -> list[dict]:
         """The newest ``limit`` queries, newest first, ``results`` decoded."""

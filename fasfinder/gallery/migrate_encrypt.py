@@ -35,14 +35,18 @@ def _sides(path: Path) -> list[Path]:
 
 
 def table_digests(conn) -> dict[str, str]:
-    """sha256 over every row (in rowid order) of every table: what must survive the copy unchanged."""
+    """sha256 over every row (in rowid order; all columns for a WITHOUT ROWID table) of every table: what must survive the copy unchanged."""
 
     out = {}
-    names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
-    for name in names:
+    tables = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table' ORDER BY name").fetchall()
+    for name, sql in tables:
         h = hashlib.sha256()
         quoted = '"' + name.replace('"', '""') + '"'
-        for row in conn.execute(f"SELECT * FROM {quoted} ORDER BY rowid"):
+        order = "rowid"
+        if "WITHOUT ROWID" in (sql or "").upper():  # e.g. the FTS5 shadow tables of persons_fts: every column
+            n = len(conn.execute(f"PRAGMA table_info({quoted})").fetchall())
+            order = ", ".join(str(i) for i in range(1, n + 1))
+        for row in conn.execute(f"SELECT * FROM {quoted} ORDER BY {order}"):
             h.update(repr(tuple(row)).encode("utf-8", "backslashreplace"))
         out[name] = h.hexdigest()
     return out

@@ -8,6 +8,7 @@ A delete cascades (person -> images -> faces -> embeddings) and takes the faces 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,7 +19,10 @@ from .audit import AuditLog
 from .crops import face_crop
 from .db import GalleryDB
 from .stamp import now_iso
+from .trash import Trash, decode_row, encode_row, person_label, restore_rows, snapshot_rows
 from .vectors import Vectors, check_embeddings
+
+_TABLE = {"person": "persons", "image": "images", "face": "faces"}
 
 
 @dataclass
@@ -35,10 +39,11 @@ class GalleryRecord:
 class Records:
     """The ``persons``, ``images`` and ``faces`` tables (and the embeddings written with them)."""
 
-    def __init__(self, db: GalleryDB, audit: AuditLog, vectors: Vectors):
+    def __init__(self, db: GalleryDB, audit: AuditLog, vectors: Vectors, trash: Trash):
         self.db = db
         self.audit = audit
         self.vectors = vectors
+        self.trash = trash
 
     # -- persons -------------------------------------------------------------------------
     def _person_id(self, label: str, case_id: str | None, metadata: dict | None) -> int:
@@ -74,6 +79,24 @@ class Records:
             for p in people
         ]
 
+    def find_persons(self, text: str) -> list[int]:
+        """Ids of the persons whose label, case id or metadata hold every word of ``text`` as a word
+        prefix (sqlite-utils full-text search, ``persons_fts``; LIKE without FTS5), by label."""
+
+        words = re.findall(r"\w+", text or "")
+        with self.db.lock:
+            if not words:
+                return [r[0] for r in self.db.conn.execute("SELECT id FROM persons ORDER BY label")]
+            if self.db.sql["persons"].detect_fts():
+                q = " ".join('"' + w.replace('"', '""') + '"*' for w in words)
+                ids = {r["id"] for r in self.db.sql["persons"].search(q, columns=["id"])}
+            else:
+                where = " AND ".join(["(label || ' ' || COALESCE(case_id, '') || ' ' || metadata) LIKE ?"] * len(words))
+                ids = {r[0] for r in self.db.conn.execute(f"SELECT id FROM persons WHERE {where}",
+                                                          [f"%{w}%" for w in words])}
+            order = [r[0] for r in self.db.conn.execute("SELECT id FROM persons ORDER BY label")]
+        return [i for i in order if i in ids]
+
     def person(self, person_id: int) -> GalleryRecord:
         for rec in self.persons():
             if rec.person_id == person_id:
@@ -106,18 +129,22 @@ class Records:
                                                "metadata": metadata, "old_label": row["label"],
                                                "old_case_id": row["case_id"]})
 
-    # -- deletes -------------------------------------------------------------------------
-    def _delete(self, what: str, where: str, table: str, key: int) -> int:
+    # -- deletes (soft: into the trash, see trash.py) ------------------------------------------
+    def _delete(self, what: str, key: int) -> int:
         with self.db.lock:
             engines = self.vectors.open_all()  # open (and sync) first, so the removal below is the only change
             with self.db.transaction() as conn:
-                face_ids = [r[0] for r in conn.execute(
-                    f"SELECT f.id FROM faces f JOIN images i ON f.image_id = i.id WHERE {where}", (key,))]
+                payload, name = snapshot_rows(conn, what, key)
+                face_ids = [f["id"] for f in payload["faces"]]
+                label = payload["persons"][0]["label"] if payload["persons"] else person_label(
+                    conn, payload["images"][0]["person_id"] if payload["images"] else
+                    conn.execute("SELECT person_id FROM images WHERE id = ?",
+                                 (payload["faces"][0]["image_id"],)).fetchone()[0])
+                trash_id = self.trash.keep(conn, what, key, label, name, payload)
                 gen_before = self.db.gen()
-                cur = conn.execute(f"DELETE FROM {table} WHERE id = ?", (key,))
-                if cur.rowcount == 0:
-                    raise NotFoundInGallery(f"no {what} with id {key}")
-                self.audit.write(f"{what}.delete", {f"{what}_id": key, "faces": len(face_ids), "face_ids": face_ids})
+                conn.execute(f"DELETE FROM {_TABLE[what]} WHERE id = ?", (key,))
+                self.audit.write(f"{what}.delete", {f"{what}_id": key, "faces": len(face_ids), "face_ids": face_ids,
+                                                    "label": label, "trash_id": trash_id})
                 gen_after = self.db.gen()
             self.vectors.applied_remove(engines, face_ids, gen_before, gen_after)
             # Saved at the next checkpoint/flush (a crash before that is repaired on open): keeps a
@@ -126,13 +153,76 @@ class Records:
             return len(face_ids)
 
     def delete_person(self, person_id: int) -> int:
-        return self._delete("person", "i.person_id = ?", "persons", person_id)
+        return self._delete("person", person_id)
 
     def delete_image(self, image_id: int) -> int:
-        return self._delete("image", "i.id = ?", "images", image_id)
+        return self._delete("image", image_id)
 
     def delete_face(self, face_id: int) -> int:
-        return self._delete("face", "f.id = ?", "faces", face_id)
+        return self._delete("face", face_id)
+
+    def restore(self, trash_id: int) -> dict:
+        """Undo a delete or merge kept in the trash (audited ``<kind>.restore``); what came back."""
+
+        with self.db.lock:
+            self.vectors.open_all()
+            with self.db.transaction() as conn:
+                row = self.trash.take(conn, trash_id)
+                payload = row["payload"]
+                gen_before = self.db.gen()
+                if row["kind"] == "merge":
+                    restore_rows(conn, {"persons": payload["persons"], "images": [], "faces": [], "embeddings": []})
+                    ids = payload["image_ids"]
+                    conn.execute(f"UPDATE images SET person_id = ? WHERE id IN ({','.join('?' * len(ids))})",
+                                 (payload["persons"][0]["id"], *ids))
+                else:
+                    restore_rows(conn, payload)
+                self.audit.write(f"{row['kind']}.restore", {"trash_id": row["id"], f"{row['kind']}_id": row["ref_id"],
+                                                            "what": row["what"], "deleted_at": row["deleted_at"]})
+                gen_after = self.db.gen()
+            by_engine: dict[str, tuple[list[int], list[np.ndarray]]] = {}
+            for e in payload.get("embeddings", []):
+                ids, vecs = by_engine.setdefault(e["engine"], ([], []))
+                ids.append(int(e["face_id"]))
+                vecs.append(np.frombuffer(decode_row(e)["vector"], np.float32))
+            for engine, (ids, vecs) in by_engine.items():
+                self.vectors.applied_add({engine: np.stack(vecs)}, ids, gen_before, gen_after)
+            self.vectors.checkpoint()
+        return {"trash_id": row["id"], "kind": row["kind"], "what": row["what"], "label": row["label"],
+                "faces": sum(len(v[0]) for v in by_engine.values())}
+
+    def merge(self, source_id: int, target_id: int) -> dict:
+        """Move every photo of person ``source_id`` to ``target_id`` and remove the source person
+        (kept in the trash as kind ``merge``, so the merge can be undone); audited ``person.merge``."""
+
+        if int(source_id) == int(target_id):
+            raise GalleryError("a person cannot be merged into itself", code="bad_argument")
+        with self.db.transaction() as conn:
+            src = conn.execute("SELECT * FROM persons WHERE id = ?", (source_id,)).fetchone()
+            dst = conn.execute("SELECT * FROM persons WHERE id = ?", (target_id,)).fetchone()
+            if src is None or dst is None:
+                raise NotFoundInGallery(f"no person with id {source_id if src is None else target_id}")
+            ids = [r[0] for r in conn.execute("SELECT id FROM images WHERE person_id = ? ORDER BY id", (source_id,))]
+            what = f"merge of {src['label']!r} ({len(ids)} photo(s)) into {dst['label']!r}"
+            payload = {"persons": [encode_row(src)], "image_ids": ids, "target_id": int(target_id)}
+            trash_id = self.trash.keep(conn, "merge", source_id, src["label"], what, payload)
+            conn.execute("UPDATE images SET person_id = ? WHERE person_id = ?", (target_id, source_id))
+            conn.execute("UPDATE persons SET updated_at = ? WHERE id = ?", (now_iso(), target_id))
+            conn.execute("DELETE FROM persons WHERE id = ?", (source_id,))
+            self.audit.write("person.merge", {"source_id": int(source_id), "source_label": src["label"],
+                                              "target_id": int(target_id), "target_label": dst["label"],
+                                              "image_ids": ids, "trash_id": trash_id})
+        return {"target_id": int(target_id), "label": dst["label"], "images_moved": len(ids), "trash_id": trash_id}
+
+    def add_person(self, label: str, case_id: str | None = None, metadata: dict | None = None) -> int:
+        """A new person without photos yet (photos are imported into it later); ``duplicate`` if the label exists."""
+
+        if not label or not label.strip():
+            raise GalleryError("a person's label cannot be empty", code="bad_argument")
+        with self.db.transaction() as conn:
+            if conn.execute("SELECT 1 FROM persons WHERE label = ?", (label,)).fetchone():
+                raise GalleryError(f"a person called {label!r} is already in the gallery", code="duplicate")
+            return self._person_id(label, case_id or None, metadata)
 
     # -- images --------------------------------------------------------------------------
     def has_image(self, sha256: str) -> int | None:

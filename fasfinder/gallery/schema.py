@@ -14,6 +14,9 @@ updated in the same transaction as each row), ``audit.user`` is the OS account a
 and created again at every open (a gallery crafted with no-op triggers of the same names gets
 the real ones back). Galleries of version 2 are migrated when opened: the columns are added and
 the existing rows chained.
+
+The ``trash`` table (soft delete, trash.py) and the ``decisions`` table (decisions.py) are created at open when missing (no version change:
+a gallery without it simply has an empty trash).
 """
 
 import re
@@ -71,6 +74,26 @@ CREATE TABLE IF NOT EXISTS queries (
     query_sha256 TEXT,
     engine TEXT NOT NULL,
     results TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS trash (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    ref_id INTEGER NOT NULL,
+    label TEXT NOT NULL,
+    what TEXT NOT NULL,
+    deleted_at TEXT NOT NULL,
+    user TEXT NOT NULL,
+    payload TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS decisions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    query_id INTEGER NOT NULL REFERENCES queries(id) ON DELETE CASCADE,
+    face_index INTEGER NOT NULL,
+    face_id INTEGER NOT NULL,
+    decision TEXT NOT NULL,
+    note TEXT NOT NULL DEFAULT '',
+    user TEXT NOT NULL,
+    at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY,

@@ -38,11 +38,13 @@ from . import transfer
 from .audit import AuditLog
 from .crops import CROP_MARGIN, CROP_SIDE, decode_crop, face_crop, landmarks_in_crop
 from .db import GalleryDB
+from .decisions import Decisions
 from .history import QueryHistory
 from .index import EXACT_MAX
 from .records import GalleryRecord, Records
 from .search import SearchHit, search
 from .stamp import current_user, now_iso
+from .trash import Trash
 from .vectors import Vectors
 
 __all__ = ["CROP_MARGIN", "CROP_SIDE", "Gallery", "GalleryRecord", "SearchHit", "current_user", "decode_crop",
@@ -54,7 +56,7 @@ class Gallery:
 
     def __init__(self, path: str | os.PathLike, *, user: str | None = None, exact_max: int | None = None,
                  checkpoint_seconds: float = 120.0, audit_searches: bool = True, history_days: int | None = None,
-                 key: str | None = None):
+                 key: str | None = None, trash_days: float | None = 30):
         """Open (creating with owner-only permissions) the gallery at ``path``.
 
         ``exact_max``: exact (Flat) search up to this many faces per engine, approximate (IVF)
@@ -64,6 +66,8 @@ class Gallery:
         ``audit_searches``: write an audit row for every :meth:`search`.
         ``history_days``: recorded queries older than this many days are deleted (audited) now and
         at every :meth:`record_query`; None keeps them all.
+        ``trash_days``: deleted persons / photos stay restorable this many days, then are purged
+        (audited) at open; None keeps them until purged by hand.
         ``key``: the passphrase of an encrypted gallery (a new file is created encrypted; see crypt.py).
         A gallery opened with a wrong key, or an encrypted one without a key, raises GalleryError
         (code ``wrong_key`` / ``gallery_locked``); a plain one opened with a key, ``not_encrypted``.
@@ -78,11 +82,14 @@ class Gallery:
         self.audit_searches = audit_searches
         self._audit_log = AuditLog(self._db, user)
         self._vectors = Vectors(self._db, exact_max=int(exact_max), checkpoint_seconds=checkpoint_seconds)
-        self._records = Records(self._db, self._audit_log, self._vectors)
+        self._trash = Trash(self._db, self._audit_log, retention_days=trash_days)
+        self._records = Records(self._db, self._audit_log, self._vectors, self._trash)
         self._history = QueryHistory(self._db, self._audit_log, retention_days=history_days)
+        self._decisions = Decisions(self._db, self._audit_log)
         if self._db.dropped_triggers:
             self._audit_log.record("audit.foreign_triggers_dropped", {"triggers": self._db.dropped_triggers})
         self._history.prune()
+        self._trash.purge()
 
     # -- state shared with the components ----------------------------------------------------
     @property
@@ -239,6 +246,35 @@ class Gallery:
     def delete_face(self, face_id: int) -> int:
         return self._records.delete_face(face_id)
 
+    # -- soft delete, merge, new persons, person search ------------------------------------------
+    def trash(self) -> list[dict]:
+        """What was deleted (or merged away) and can still be restored, newest first (trash.py)."""
+
+        return self._trash.entries()
+
+    def restore(self, trash_id: int) -> dict:
+        """Undo one delete or merge from the trash (same ids, faces back in the indexes; audited)."""
+
+        return self._records.restore(trash_id)
+
+    def purge_trash(self, trash_id: int | None = None) -> int:
+        """Delete for good one trash entry, or (None) those past the retention period; audited."""
+
+        return self._trash.purge(trash_id)
+
+    def merge_persons(self, source_id: int, target_id: int) -> dict:
+        """Move every photo of ``source_id`` to ``target_id``; the source person goes (undoable)."""
+
+        return self._records.merge(source_id, target_id)
+
+    def add_person(self, label: str, case_id: str | None = None, metadata: dict | None = None) -> int:
+        return self._records.add_person(label, case_id, metadata)
+
+    def find_persons(self, text: str) -> list[int]:
+        """Person ids matching every word of ``text`` (full-text search of label, case id, metadata)."""
+
+        return self._records.find_persons(text)
+
     def has_image(self, sha256: str) -> int | None:
         return self._records.has_image(sha256)
 
@@ -309,7 +345,24 @@ class Gallery:
         return query_id
 
     def history(self, limit: int = 100) -> list[dict]:
-        return self._history.recent(limit)
+        """The newest recorded queries with the results as shown then and their current ``decisions``."""
+
+        entries = self._history.recent(limit)
+        for e in entries:
+            e["decisions"] = self._decisions.for_query(e["id"])
+        return entries
+
+    def query(self, query_id: int) -> dict:
+        """One recorded query (as :meth:`history` gives it); NotFoundInGallery when pruned or unknown."""
+
+        entry = self._history.get(int(query_id))
+        entry["decisions"] = self._decisions.for_query(entry["id"])
+        return entry
+
+    def decide(self, query_id: int, face_index: int, face_id: int, decision: str, note: str = "") -> dict:
+        """Record confirm / reject / unsure (with a note) on a candidate of a recorded query; audited."""
+
+        return self._decisions.record(query_id, face_index, face_id, decision, note)
 
     # -- export / import -------------------------------------------------------------------
     def export(self, out_path: str | os.PathLike, *, labels: list[str] | None = None,

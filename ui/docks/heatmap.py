@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QDockWidget, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
 from fasfinder.results import overlay
 
+from ..dock_export import ExportRow, colour_bar
 from ..qtutil import ImageLabel, error_text, face_window, is_unavailable, plain
 
 SOURCES = [
@@ -47,6 +50,10 @@ class HeatmapDock(QDockWidget):
         lay.addLayout(row2)
         self.view = ImageLabel("Select a face to see where the model looks.", 140)
         lay.addWidget(self.view, 1)
+        self.colour_bar = colour_bar()
+        lay.addWidget(self.colour_bar)
+        self.export = ExportRow("heatmap", self.view, self.table, lambda t: self.status.setText(t))
+        lay.addWidget(self.export)
         self.status = plain(QLabel(""))
         self.status.setWordWrap(True)
         self.status.setObjectName("hint")
@@ -55,6 +62,14 @@ class HeatmapDock(QDockWidget):
         session.face_selected.connect(lambda _i: self.refresh())
         session.match_explained.connect(self._on_match_explained)
         session.result_changed.connect(self._on_result)
+
+    def table(self):
+        """(header, rows) of the heatmap (values 0-1, one row per pixel row of the photo) or None."""
+
+        if self._heat is None:
+            return None
+        h = np.asarray(self._heat, dtype=float)
+        return ["row"] + [f"x{i}" for i in range(h.shape[1])], [[y] + [round(v, 4) for v in r] for y, r in enumerate(h)]
 
     @property
     def kind(self) -> str:

@@ -1,4 +1,5 @@
-"""History dock: past queries with their stored results; double-click (or Reopen) to run one again."""
+"""History dock: past queries; double-click (or Reopen) opens the case record with the results as they
+were recorded (decisions, report); "Search again now" there runs the photo as a new query."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QDockWidget, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
 
+from ..case_record import CaseRecordDialog
 from ..qtutil import plain, plain_tip
 
 ROLE = Qt.ItemDataRole.UserRole + 1
@@ -36,7 +38,7 @@ class HistoryDock(QDockWidget):
         lay.addWidget(self.list, 1)
         row = QHBoxLayout()
         self.reopen_btn = QPushButton("Reopen")
-        self.reopen_btn.clicked.connect(lambda: self._reopen_item(self.list.currentItem()))
+        self.reopen_btn.clicked.connect(lambda _c=False: self._reopen_item(self.list.currentItem()))
         row.addWidget(self.reopen_btn)
         row.addStretch(1)
         lay.addLayout(row)
@@ -61,12 +63,10 @@ class HistoryDock(QDockWidget):
             self.list.addItem(item)
         self.status.setText(f"{len(entries)} past queries" if entries else "No queries yet.")
 
-    def _reopen_item(self, item) -> None:
+    def _reopen_item(self, item):
         if item is None:
-            return
-        e = item.data(ROLE)
-        path = e["query_path"]
-        if not Path(path).is_file():
-            self.status.setText(f"{Path(path).name} is no longer on disk; stored result: {summary(e).splitlines()[1]}")
-            return
-        self.reopen.emit(path)
+            return None
+        self.record = CaseRecordDialog(self.session, item.data(ROLE), self)
+        self.record.search_again.connect(self.reopen.emit)
+        self.record.open()
+        return self.record

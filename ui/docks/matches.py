@@ -1,4 +1,5 @@
-"""Matches dock: top-k candidates of the selected face; query and candidate side by side with heatmaps."""
+"""Matches dock: the open-set decision and the top-k candidate persons of the selected face (the photos
+behind the selected person below); query and candidate side by side with heatmaps."""
 
 from __future__ import annotations
 
@@ -7,17 +8,58 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (QDockWidget, QGridLayout, QLabel, QListWidget, QListWidgetItem, QVBoxLayout,
                                QWidget)
 
-from fasfinder.results import overlay
+from fasfinder.results import Match, overlay
 
 from ..qtutil import ImageLabel, error_text, face_window, is_unavailable, plain, plain_tip, to_pixmap
 
 ROLE_MATCH = Qt.ItemDataRole.UserRole + 1
 
 
+CONFIDENCE_TIP = (
+    "Identification confidence: the estimated probability that this candidate is the person in the query,\n"
+    "given the scores of all candidates and the size of the gallery (a logistic model fitted on CelebA\n"
+    "identities, checked on held-out ones). It is not a verdict: a reviewer confirms or rejects.")
+
+
 def match_text(m) -> str:
     conf = "n/a" if m.confidence is None else f"{m.confidence:.0%}"
     case = m.case_id or "\u2014"
-    return f"#{m.rank}  {m.label}\ncase {case}\nsimilarity {m.similarity:.3f} \u00b7 confidence {conf}"
+    photos = getattr(m, "photos", None)
+    if photos is None:
+        return f"#{m.rank}  {m.label}\ncase {case}\nsimilarity {m.similarity:.3f} \u00b7 confidence {conf}"
+    n = f"{len(photos)} photo{'s' if len(photos) != 1 else ''} matched"
+    if m.confidence is not None and not 0.005 <= m.confidence <= 0.995:
+        conf = "> 99%" if m.confidence > 0.5 else "< 1%"  # a probability, never a certainty
+    return f"#{m.rank}  {m.label}\ncase {case} \u00b7 {n}\nscore {m.similarity:.3f} \u00b7 identification {conf}"
+
+
+def decision_text(fr) -> str:
+    """The open-set decision of one face in words (and the quality warning next to it)."""
+
+    d, q = fr.decision, fr.quality
+    if d is None:
+        text = ""
+    elif d.threshold is None:
+        text = "No open-set threshold for this engine: the candidates are ranked only."
+    elif d.in_gallery:
+        text = f"In the gallery: #1 scores above the threshold {d.threshold:.3f}"
+    else:
+        text = f"No reliable match in the gallery: no candidate reaches the threshold {d.threshold:.3f}"
+    if d is not None and d.threshold is not None and d.fpir is not None:
+        text += f" (set for {d.fpir:.0%} false alarms on people not enrolled)"
+    if q is not None:
+        text += f"\nFace quality {q.score:.2f}"
+        if q.flags:
+            text += f" \u2014 low quality ({', '.join(q.flags)}): a miss is more likely"
+    return text
+
+
+def photo_matches(person) -> list:
+    """The photos behind one candidate person as Match objects (the heatmap docks take those)."""
+
+    return [Match(rank=i + 1, label=person.label, record_id=p.record_id, face_id=p.face_id, person_id=person.person_id,
+                  case_id=person.case_id, image=p.image, similarity=p.similarity, confidence=None)
+            for i, p in enumerate(person.photos)]
 
 
 class MatchesDock(QDockWidget):
@@ -43,7 +85,17 @@ class MatchesDock(QDockWidget):
         self.list.setSpacing(1)
         self.list.setObjectName("matchList")
         self.list.currentItemChanged.connect(self._on_current)
-        lay.addWidget(self.list, 3)
+        lay.addWidget(self.list, 5)
+        self.photos_caption = QLabel("")
+        self.photos_caption.setObjectName("caption")
+        lay.addWidget(self.photos_caption)
+        self.photos = QListWidget()
+        self.photos.setViewMode(QListWidget.ViewMode.IconMode)
+        self.photos.setIconSize(QSize(40, 40))
+        self.photos.setMaximumHeight(72)
+        self.photos.setObjectName("personPhotos")
+        self.photos.itemClicked.connect(self._on_photo)
+        lay.addWidget(self.photos)
         grid = QGridLayout()
         grid.setSpacing(4)
         self.q_caption = QLabel("Query")
@@ -62,7 +114,7 @@ class MatchesDock(QDockWidget):
         self.explain_status.setObjectName("hint")
         grid.addWidget(self.explain_status, 2, 0, 1, 2)
         lay.addLayout(grid, 2)
-        plain(self.header, self.q_caption, self.c_caption, self.explain_status)  # labels and errors: never HTML
+        plain(self.header, self.photos_caption, self.q_caption, self.c_caption, self.explain_status)  # labels and errors: never HTML
         self.setWidget(w)
         session.face_selected.connect(self._on_face)
         session.result_changed.connect(self._on_result)
@@ -82,6 +134,8 @@ class MatchesDock(QDockWidget):
         self.list.blockSignals(True)
         self.list.clear()
         self.list.blockSignals(False)
+        self.photos.clear()
+        self.photos_caption.setText("")
         self.q_view.clear_image()
         self.c_view.clear_image()
         self.explain_status.setText("")
@@ -89,19 +143,21 @@ class MatchesDock(QDockWidget):
         if fr is None:
             return
         n = len(self.session.result.faces)
-        if not fr.matches:
+        shown = fr.persons if fr.persons is not None else fr.matches
+        if not shown:
             engine = self.session.result.engine
             self.header.setText(f"Face {index + 1} of {n}: no candidates. The gallery has no photos enrolled with "
                                 f"the engine {engine} (empty gallery, or enrolled with another engine).")
             return
-        self.header.setText(f"Face {index + 1} of {n}: top {len(fr.matches)} candidates")
-        for m in fr.matches:
+        what = "persons" if fr.persons is not None else "photos"
+        self.header.setText(f"Face {index + 1} of {n}: {decision_text(fr)}. Top {len(shown)} candidate {what}:")
+        for m in shown:
             item = QListWidgetItem(match_text(m))
             item.setData(ROLE_MATCH, m)
-            item.setToolTip(plain_tip(f"{m.label}\n{m.image}\nface id {m.face_id}"))
+            item.setToolTip(plain_tip(f"{m.label}\n{m.image}\nface id {m.face_id}\n\n{CONFIDENCE_TIP}"))
             self.list.addItem(item)
         gen = self._gen
-        ids = [m.face_id for m in fr.matches]
+        ids = [m.face_id for m in shown]
         self.session.call("face_crops", ids, on_result=lambda crops, gen=gen, ids=ids: self._set_thumbs(gen, ids, crops))
         self.list.setCurrentRow(0)
 
@@ -122,10 +178,47 @@ class MatchesDock(QDockWidget):
                 item.setIcon(QIcon(to_pixmap(crop, 128)))
 
     # -- selection ------------------------------------------------------------------------------
+    def _show_photos(self, person) -> None:
+        self.photos.clear()
+        photos = photo_matches(person) if getattr(person, "photos", None) else []
+        self.photos_caption.setText(f"Photos of {person.label} that matched ({len(photos)}), click one to compare:"
+                                    if photos else "")
+        for m in photos:
+            item = QListWidgetItem(f"{m.similarity:.3f}")
+            item.setData(ROLE_MATCH, m)
+            item.setToolTip(plain_tip(f"{m.image}\nsimilarity {m.similarity:.3f}"))
+            if m.face_id in self._crops:
+                item.setIcon(QIcon(to_pixmap(self._crops[m.face_id], 96)))
+            self.photos.addItem(item)
+        missing = [m.face_id for m in photos if m.face_id not in self._crops]
+        if missing:
+            gen = self._gen
+            self.session.call("face_crops", missing, on_result=lambda crops, gen=gen, ids=missing: self._photo_thumbs(gen, ids, crops))
+
+    def _photo_thumbs(self, gen, face_ids, crops) -> None:
+        for fid, crop in zip(face_ids, crops):
+            if crop is not None:
+                self._crops[fid] = crop
+        if gen != self._gen:
+            return
+        for i in range(self.photos.count()):
+            item = self.photos.item(i)
+            fid = item.data(ROLE_MATCH).face_id
+            if fid in self._crops:
+                item.setIcon(QIcon(to_pixmap(self._crops[fid], 96)))
+
+    def _on_photo(self, item) -> None:
+        if item is not None:
+            self._compare(item.data(ROLE_MATCH))
+
     def _on_current(self, item, _prev=None) -> None:
-        if item is None:
+        if item is None or self.session.result is None:  # the list is being cleared after a failed query
             return
         m = item.data(ROLE_MATCH)
+        self._show_photos(m)
+        self._compare(m)
+
+    def _compare(self, m) -> None:
         self.session.select_match(m)
         fr = self.session.face
         res = self.session.result

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QDockWidget, QLabel, QVBoxLayout, QWidget
 
 from fasfinder.service import REGION_NAMES
 
+from ..dock_export import ExportRow
 from ..qtutil import error_text, is_unavailable
 
 SERIES = {"face": ("Recognition", "#4dabf7"), "fas": ("Liveness (FAS)", "#ff922b")}
@@ -21,6 +22,7 @@ class RegionDock(QDockWidget):
         self.setObjectName("dock_regions")
         self.session = session
         self._values: dict[str, dict] = {}
+        self._notes: dict[str, str] = {}
         self._token = 0
         w = QWidget()
         lay = QVBoxLayout(w)
@@ -29,17 +31,22 @@ class RegionDock(QDockWidget):
         self.plot.setMenuEnabled(False)
         self.plot.setMouseEnabled(False, False)
         self.plot.hideButtons()
-        self.plot.setXRange(0, 1, padding=0.02)
+        self.plot.setXRange(0, 100, padding=0.02)
         self.plot.setYRange(-0.6, len(REGION_NAMES) - 0.4, padding=0)
         ax = self.plot.getAxis("left")
         ax.setTicks([[(i, n) for i, n in enumerate(REGION_NAMES)]])
         ax.setWidth(92)
-        self.plot.getAxis("bottom").setLabel("mean heatmap value in region")
+        bottom = self.plot.getAxis("bottom")
+        bottom.enableAutoSIPrefix(False)  # percent, never "(x0.001)"
+        bottom.setLabel("mean heatmap value in region (%)")
+        bottom.setTickSpacing(20, 10)
         self.plot.getPlotItem().invertY(True)
         lay.addWidget(self.plot, 1)
         self.status = QLabel("Select a face.")
         self.status.setWordWrap(True)
         self.status.setObjectName("hint")
+        self.export = ExportRow("region-importance", self.plot, self.table, self.status.setText)
+        lay.addWidget(self.export)
         lay.addWidget(self.status)
         self.setWidget(w)
         session.face_selected.connect(self._on_face)
@@ -78,6 +85,15 @@ class RegionDock(QDockWidget):
         parts += [html.escape(n) for n in self._notes.values()]  # rich text on purpose; error texts escaped
         self.status.setText(" &nbsp; ".join(parts))
 
+    def table(self):
+        """(header, rows) of the values shown: one row per region, in percent, one column per series."""
+
+        if not self._values:
+            return None
+        kinds = list(self._values)
+        rows = [[r] + [round(100 * float(self._values[k].get(r, float("nan"))), 3) for k in kinds] for r in REGION_NAMES]
+        return ["region"] + [f"{SERIES[k][0]} (%)" for k in kinds], rows
+
     def values(self, kind: str) -> dict | None:
         return self._values.get(kind)
 
@@ -87,13 +103,11 @@ class RegionDock(QDockWidget):
         if not n:
             return
         h = 0.8 / max(n, 1)
-        top = 0.0
         for j, (kind, vals) in enumerate(self._values.items()):
             name, colour = SERIES[kind]
             y = np.arange(len(REGION_NAMES)) - 0.4 + h * (j + 0.5)
-            widths = np.array([np.nan_to_num(vals.get(r, 0.0)) for r in REGION_NAMES], dtype=float)
-            top = max(top, float(widths.max(initial=0.0)))
+            widths = 100 * np.array([np.nan_to_num(vals.get(r, 0.0)) for r in REGION_NAMES], dtype=float)
             item = pg.BarGraphItem(x0=np.zeros_like(widths), y=y, height=h * 0.9, width=widths,
                                    brush=colour, pen=pg.mkPen(None), name=name)
             self.plot.addItem(item)
-        self.plot.setXRange(0, max(0.05, top * 1.08), padding=0)
+        self.plot.setXRange(0, 100, padding=0)  # a fixed 0-100 % scale: regions compare across faces

@@ -8,6 +8,7 @@ from PySide6.QtWidgets import (QComboBox, QDockWidget, QHBoxLayout, QLabel, QPro
 
 from fasfinder.service import SEVERITY_SWEEPS
 
+from ..dock_export import ExportRow
 from ..qtutil import error_text, is_unavailable, plain
 
 KINDS = [("occlusion", "Occlusion (area fraction)"), ("brightness", "Brightness (factor)"), ("noise", "Noise (\u03c3)")]
@@ -53,7 +54,8 @@ class SeverityDock(QDockWidget):
             p.hideButtons()
             p.showGrid(x=True, y=True, alpha=0.2)
             p.getAxis("left").enableAutoSIPrefix(False)
-            p.getAxis("left").setWidth(40)
+            p.getAxis("left").setWidth(52)
+            p.setYRange(0, 1, padding=0.02)
             values = SEVERITY_SWEEPS[kind]  # the sweep's own range, also before anything is computed
             p.setXRange(min(values), max(values), padding=0.05)
             p.getAxis("bottom").setTickSpacing(*TICKS[kind])  # few labels: the noise plot is the narrowest
@@ -62,6 +64,8 @@ class SeverityDock(QDockWidget):
         self.status = plain(QLabel("Computed on demand for the selected face (about 20 re-embeddings)."))
         self.status.setWordWrap(True)
         self.status.setObjectName("hint")
+        self.export = ExportRow("severity-curves", self.graphs, self.table, self.status.setText)
+        lay.addWidget(self.export)
         lay.addWidget(self.status)
         self.setWidget(w)
         session.face_selected.connect(self._reset)
@@ -115,15 +119,27 @@ class SeverityDock(QDockWidget):
         else:
             self.status.setText(f"Failed: {error_text(exc)}")
 
+    def table(self):
+        """(header, rows) of the curves shown: kind, severity, value (and the unperturbed baseline)."""
+
+        if self.curves is None:
+            return None
+        rows = [[kind, x, y] for kind, pts in self.curves.curves.items() for x, y in pts]
+        return ["perturbation", "severity", self.curves.target, "baseline"], [r + [self.curves.baseline] for r in rows]
+
     def _ready(self, curves) -> None:
         self.curves = curves
         label = "similarity" if curves.target == "similarity" else "liveness score"
         for kind, p in self.plots.items():
             p.clear()
+            p.setLabel("left", "similarity" if curves.target == "similarity" else "P(real)")
             pts = curves.curves.get(kind, [])
             if not pts:
                 continue
             xs, ys = zip(*pts)
+            # fixed scales: 0-1 (similarities of a face with itself under damage stay above 0; a curve that
+            # falls below gets -1-1), so a change of 0.01 looks like 0.01 and plots compare with each other
+            p.setYRange(-1 if min(ys) < 0 else 0, 1, padding=0.02)
             p.plot(xs, ys, pen=pg.mkPen("#4dabf7", width=2), symbol="o", symbolSize=6, symbolBrush="#4dabf7")
             p.addLine(y=curves.baseline, pen=pg.mkPen("#adb5bd", style=pg.QtCore.Qt.PenStyle.DashLine))
         self.status.setText(f"{label} vs severity ({curves.region}; baseline {curves.baseline:.3f}; "

@@ -1,0 +1,69 @@
+"""The casework commands of the command line (issue 17): ``decide``, ``report``, ``trash``, ``restore``.
+
+Registered by :mod:`fasfinder.cli` (which passes its option helper, service factory and printer,
+so this module imports nothing of it); each is one service operation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .gallery.decisions import DECISIONS
+
+
+def register(sub, common, service, emit, safe) -> None:
+    """Add the casework subcommands to ``sub`` (the CLI's subparsers)."""
+
+    def cmd_decide(args) -> int:
+        ff = service(args)
+        row = ff.decide(args.query_id, args.face, args.candidate, args.decision, args.note or "")
+        emit(row, args.json, f"query {row['query_id']} face {row['face_index']}: {row['decision']} candidate "
+                             f"{row['face_id']} by {row['user']} at {row['at']}")
+        ff.close()
+        return 0
+
+    def cmd_report(args) -> int:
+        ff = service(args)
+        out = ff.case_report(args.query_id, args.out)
+        out.pop("html")
+        emit(out, args.json, f"{safe(out['path'])} sha256 {out['sha256']}")
+        ff.close()
+        return 0
+
+    def cmd_trash(args) -> int:
+        ff = service(args)
+        for e in ff.trash():
+            emit(e, args.json, f"{e['id']} {e['deleted_at'][:19]} {safe(e['what'])} (purged after {e['purge_after']})")
+        ff.close()
+        return 0
+
+    def cmd_restore(args) -> int:
+        ff = service(args)
+        out = ff.restore(args.trash_id)
+        emit(out, args.json, f"restored {safe(out['what'])}")
+        ff.close()
+        return 0
+
+    sp = sub.add_parser("decide", help="record confirm / reject / unsure on a candidate of a recorded query")
+    sp.add_argument("query_id", type=int, help="the query's id (see `history`)")
+    sp.add_argument("candidate", type=int, help="the candidate's face id (the match's face_id)")
+    sp.add_argument("--decision", required=True, choices=DECISIONS)
+    sp.add_argument("--face", type=int, default=0, help="the query face's index (default 0)")
+    sp.add_argument("--note", help="the case worker's note")
+    common(sp, engine=False)
+    sp.set_defaults(func=cmd_decide)
+
+    sp = sub.add_parser("report", help="the case report (self-contained HTML) of a recorded query")
+    sp.add_argument("query_id", type=int)
+    sp.add_argument("out", type=Path, help="the HTML file to write")
+    common(sp, engine=False)
+    sp.set_defaults(func=cmd_report)
+
+    sp = sub.add_parser("trash", help="deleted persons / photos and merges that can still be restored")
+    common(sp, engine=False)
+    sp.set_defaults(func=cmd_trash)
+
+    sp = sub.add_parser("restore", help="undo a delete or merge from the trash")
+    sp.add_argument("trash_id", type=int)
+    common(sp, engine=False)
+    sp.set_defaults(func=cmd_restore)

@@ -1,0 +1,52 @@
+"""Shared set-up of the casework tests: a PNG writer and a small real gallery of two astronaut persons."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from fasfinder.settings import Settings
+
+
+def save_png(rgb, path: Path) -> Path:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.ascontiguousarray(rgb)).save(path)
+    return path
+
+
+def two_person_gallery(root: Path, case_id: str | None = None):
+    """(settings, LocalHost, astronaut) of a gallery at ``root`` holding "Eileen Collins" (the astronaut)
+    and "Mirror Case" (her mirror image), enrolled with the real models (liveness off)."""
+
+    from skimage import data
+
+    from fasfinder.host import LocalHost
+
+    astro = data.astronaut()
+    settings = replace(Settings(gallery=str(root / "gallery.db")), liveness=False)
+    host = LocalHost(settings)
+    for label, rgb in (("Eileen Collins", astro), ("Mirror Case", astro[:, ::-1])):
+        res = host.call("enroll", [str(save_png(rgb, root / "enroll" / f"{label}.png"))], label=label, case_id=case_id)
+        assert all(r.error is None for r in res), [r.error for r in res]
+    return settings, host, astro
+
+
+@contextmanager
+def main_window(qtbot, settings, host):
+    """A shown MainWindow on ``host`` (no demo offer, default layout); its workers stopped afterwards."""
+
+    from ui.main_window import MainWindow
+
+    win = MainWindow(settings, host, offer_demo=False, restore_layout=False)
+    qtbot.addWidget(win)
+    win.show()
+    try:
+        yield win
+    finally:
+        win.session.pool.cancel_all()
+        win.session.pool.wait_idle(timeout_ms=60_000, settle_ms=0)
