@@ -298,34 +298,9 @@ def cmd_eval(args) -> int:
             args.engine = name
             cmd_eval(args)
         return 0
-    if args.protocol == "lfw":
-        from .evaluation.lfw import evaluate_lfw
+    from .evaluation.dispatch import run_protocol
 
-        out = evaluate_lfw(args.lfw, engine=args.engine, flip=args.flip, progress=progress, limit=args.limit)
-    elif args.protocol == "identify-fit" or getattr(args, "open_set", False):
-        from .evaluation.ident_cli import run_from_cli
-
-        out = run_from_cli(args, progress)
-    elif args.protocol == "ident":
-        from .evaluation.ident import evaluate_ident
-
-        out = evaluate_ident(args.lfw, engine=args.engine, progress=progress)
-    elif args.protocol == "fas":
-        from .evaluation.fas import evaluate_fas
-        from .evaluation.nuaa import face_cache
-
-        # faces detected once (the same detect_face as evaluate_fas) and cached in the user cache dir
-        faces = face_cache(args.nuaa, "test") if (Path(args.nuaa) / "db").is_dir() else None
-        out = evaluate_fas(args.nuaa, progress=progress, model=args.model or None, faces=faces)
-    elif args.protocol == "calibrate":
-        from .evaluation.calibrate import calibrate_engine
-
-        out = calibrate_engine(args.celeba, engine=args.engine, write=args.write, progress=progress,
-                               cards=tuple(args.cards.split(",")) if args.cards else None)
-    else:  # robustness / ablation
-        from .evaluation import robustness
-
-        out = robustness.run_from_cli(args)
+    out = run_protocol(args, progress)
     _emit(out, args.json)
     return 0
 
