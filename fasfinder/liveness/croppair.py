@@ -89,7 +89,7 @@ def pair_crops(rgb: np.ndarray, box_xyxy, scales=SCALES) -> np.ndarray:
     return np.stack([crop(bgr, box, s) for s in scales])
 
 
-def to_tensor(crops: np.ndarray):
+def bgr_tensor(crops: np.ndarray):
     """N x 80 x 80 x 3 uint8 -> N x 3 x 80 x 80 float32 (0..255, channel order kept)."""
 
     import torch
@@ -128,7 +128,7 @@ class CropPairModel:
         import torch
 
         with self._lock, torch.inference_mode():
-            return np.stack([torch.softmax(net(to_tensor(crops[:, k])), dim=1).double().numpy()
+            return np.stack([torch.softmax(net(bgr_tensor(crops[:, k])), dim=1).double().numpy()
                              for k, net in enumerate(self.nets)], axis=1)
 
     def verdicts(self, probs: np.ndarray, faces, image_hw) -> list:
@@ -169,7 +169,7 @@ class CropPairModel:
             outs = []
             for net, s in zip(self.nets, self.scales):
                 with LayerRecorder([self.cam_layer(net)]) as rec:
-                    outs.append((net(to_tensor(crop(bgr, box, s)[None])), rec))
+                    outs.append((net(bgr_tensor(crop(bgr, box, s)[None])), rec))
             total = sum(torch.softmax(o.detach(), dim=1)[0] for o, _ in outs)
             live = self.is_live(total.numpy() / len(outs))
             want_live = live if target is None else int(target) == 1

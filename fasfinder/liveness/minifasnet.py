@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import ModelError
 from .verdict import REAL, SPOOF, Liveness
-from .croppair import DLIB_MAP, INPUT_SIZE, CropPairModel, crop, crop_box, dlib_to_retina, face_box, to_tensor
+from .croppair import DLIB_MAP, INPUT_SIZE, CropPairModel, crop, crop_box, dlib_to_retina, face_box
 
 __all__ = ["DLIB_MAP", "INPUT_SIZE", "MEMBERS", "MiniFasNetPair", "crop", "crop_box", "dlib_to_retina", "face_box",
            "reference_model", "weight_paths"]
@@ -228,8 +228,6 @@ class MiniFasNetPair(CropPairModel):
         self.input = {"crops": [{"file": f, "scale": s, "size": INPUT_SIZE, "channels": "BGR", "range": "0..255"}
                                 for f, s, _ in MEMBERS], "box": "dlib box mapped by DLIB_MAP"}
         self.card = {"name": NAME, "threshold": self.threshold, "source": str(self.directory)}
-
-    tensor = staticmethod(to_tensor)
 
     def fuse(self, probs: np.ndarray):
         """(labels, P(live)) of (N, 2, 3) member softmax: arg-max of the sum, sum[1] / 2."""

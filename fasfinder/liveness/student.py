@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ..modelfiles import cached_model, card_file, load_card
-from .croppair import CropPairModel, crop_box, face_box
+from .croppair import CropPairModel, face_box
 from .verdict import REAL, SPOOF, UNCERTAIN, Liveness
 
 #: Name of the shipped card (``models/<name>.card.json``).
@@ -136,9 +136,6 @@ class StudentPair(CropPairModel):
 
     def cam_layer(self, net):
         return net.last_conv
-
-    def crop_rects(self, face, image_hw) -> list:
-        return [crop_box(face_box(face), image_hw, s) for s in self.scales]
 
     def info(self) -> dict:
         return {"name": self.name, "threshold": self.threshold, "band": list(self.band), "gates": self.gates,

@@ -145,13 +145,7 @@ def build(out_dir, per_nuaa: int = 2, seed: int = 0, data_dir=SHARED) -> dict:
             log(f"celeba {i + 1}/{len(faces)} ({time.time() - t0:.0f}s)")
     x = np.stack(crops)
     teacher = reference_model()
-    probs = []
-    with torch.inference_mode():
-        for start in range(0, len(x), 256):
-            b = x[start: start + 256]
-            probs.append(np.stack([torch.softmax(net(teacher.tensor(b[:, k])), 1).numpy()
-                                   for k, net in enumerate(teacher.nets)], axis=1))
-    probs = np.concatenate(probs).astype(np.float32)
+    probs = np.concatenate([teacher.softmax_crops(x[i: i + 256]) for i in range(0, len(x), 256)]).astype(np.float32)
     np.savez(out_dir / "samples.npz", crops=x, label=np.array(labels, np.int64), source=np.array(sources),
              group=np.array(groups), split=np.array(splits), teacher=probs,
              meta=np.array(json.dumps({"seed": seed, "per_nuaa": per_nuaa})))
