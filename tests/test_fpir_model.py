@@ -12,6 +12,7 @@ import pytest
 from fasfinder.evaluation.fpir_model import (
     fit_tails,
     measured_fpir,
+    merge_duplicates,
     model_fpir,
     model_threshold,
     person_exceedance,
@@ -93,6 +94,17 @@ def test_measured_fpir_of_random_galleries_of_real_faces(faces):
     assert got == pytest.approx(((emb[non] @ emb[gallery].T).max(axis=1) >= t).mean())
     with pytest.raises(ValueError):
         measured_fpir(emb, ids, IDENTITIES, [t], reps=1, rng=rng)
+
+
+def test_a_photo_filed_under_two_identities_merges_them(faces):
+    emb, ids = faces
+    twice = np.vstack([emb, emb[:1]])  # the first photo again, under a new label
+    labels = np.append(ids, 10**6)
+    merged_ids, merged = merge_duplicates(twice, labels)
+    assert (int(ids[0]), 10**6) in merged and merged_ids[-1] == ids[0]
+    for a, b in merged:  # any other merge is a real near-identical pair
+        assert (twice[labels == a] @ twice[labels == b].T).max() >= 0.975
+    assert len(np.unique(merged_ids)) == len(np.unique(labels)) - len(merged)
 
 
 def test_card_thresholds_come_from_the_tail_model():

@@ -13,6 +13,9 @@ it equally: a person is one draw, however many photos) whose random photo scores
 tail: with CelebA's 244 identities FPIR 1 % is resolved up to a few thousand gallery persons (a probe
 with one impostor photo above t already has p_i ~ 1e-4); past the data the grid is extrapolated.
 
+Identities that share a near-identical photo (label noise: CelebA has 4 such pairs) are merged first
+(:func:`merge_duplicates`): left apart, they set a floor under FPIR that no threshold below them passes.
+
 The threshold for a stated FPIR and gallery size solves FPIR(t, N) = fpir (bisection).
 """
 
@@ -21,6 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+DUPLICATE_COS = 0.975  # the floor seen in CelebA's impostor scores: 4 identity pairs share photos at 0.975-1.0
 
 
 def _impostor_rows(emb: np.ndarray, ids: np.ndarray):
@@ -172,3 +177,21 @@ def _level_threshold(model: TailModel, level: float) -> float:
         else:
             hi = mid
     return hi
+
+
+def merge_duplicates(emb: np.ndarray, ids: np.ndarray, cos: float = DUPLICATE_COS) -> tuple[np.ndarray, list]:
+    """``ids`` with identities merged that share a near-identical photo (cosine >= ``cos`` across two
+    labels: the same photo or person filed twice, CelebA label noise, not a look-alike), and the merged
+    pairs. Left in, such pairs set a floor under FPIR that no threshold below them can pass."""
+
+    out = ids.copy()
+    merged = []
+    for start in range(0, len(ids), 512):
+        block = emb[start:start + 512] @ emb.T
+        for k, row in enumerate(block):
+            for j in np.where((row >= cos) & (out != out[start + k]))[0]:
+                a, b = sorted((int(out[start + k]), int(out[j])))
+                if a != b:  # an earlier merge in this row may have joined them already
+                    out[out == b] = a
+                    merged.append((a, b))
+    return out, sorted(set(merged))

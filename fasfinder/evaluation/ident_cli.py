@@ -65,15 +65,16 @@ def celeba_test_open(engine, model: IdentModel) -> dict:
     third non-mated. The threshold is the card's procedure fitted on the fit half only (the card's
     own thresholds saw every identity)."""
 
-    from .fpir_model import fit_tails, model_threshold
+    from .fpir_model import fit_tails, merge_duplicates, model_threshold
     from .identify_fit import halves, load_celeba, person_scores, scenario
 
     emb, ids, _ = load_celeba(engine)
+    tids, _ = merge_duplicates(emb, ids)  # as the card's thresholds: duplicate identities count once
     fit, test = halves(ids)
     sc = scenario(ids, test, 1, np.random.default_rng(1), distractors=0)
     sm, sn = person_scores(emb, sc, model.fusion)
     keep = np.isin(ids, fit)
-    t = model_threshold(fit_tails(emb[keep], ids[keep]), len(sc["gallery"]), model.fpir)
+    t = model_threshold(fit_tails(emb[keep], tids[keep]), len(sc["gallery"]), model.fpir)
     rep = open_set_report(sm, sc["mate"], sn, t)
     out = {"engine": engine.name, "protocol": "3b", "data": "celeba test half", "gallery": int(len(sc["gallery"])),
            "persons": sc["persons"], "photos_per_person": 1, "images": int(len(ids)),

@@ -25,7 +25,7 @@ from ..identify import FUSIONS, confidence_features, fuse_matrix
 from ..modelfiles import models_dir
 from .calibrate import ece
 from .celeba import DATA_ROOT, list_images
-from .fpir_model import cross_validate, fit_tails, model_threshold
+from .fpir_model import cross_validate, fit_tails, merge_duplicates, model_threshold
 from .ident_open import open_set_report
 from .lfw_data import EmbeddingCache, embed_images
 
@@ -167,10 +167,12 @@ def fit_identify(*, engine: str | None = None, photos: int = 2, fpir: float = 0.
 
     eng = get_engine(engine or DEFAULT_ENGINE)
     emb, ids, items = load_celeba(eng, sources, progress=progress, cached_only=cached_only)
+    # the thresholds only: identities sharing a near-identical photo count as one (fpir_model)
+    tids, merged = merge_duplicates(emb, ids)
     fit_half, test_half = halves(ids)
     rng = np.random.default_rng(0)
     report = {"engine": eng.name, "images": len(ids), "identities": int(len(np.unique(ids))), "sources": list(sources),
-              "cached_only": cached_only,
+              "cached_only": cached_only, "merged_for_thresholds": merged,
               "fit_identities": len(fit_half), "test_identities": len(test_half), "photos_per_person": photos}
     # 1. fusion, chosen on the fit half by FNIR at FPIR 1 % (then rank-1)
     sc = scenario(ids, fit_half, photos, rng)
@@ -185,9 +187,9 @@ def fit_identify(*, engine: str | None = None, photos: int = 2, fpir: float = 0.
                         "mated": int(len(sc["mated"])), "nonmated": int(len(sc["nonmated"])), "by_method": fusion_rows}
     # 2. thresholds by gallery size: the tail model of every identity; its held-out check is the same
     # fit on one identity half measured on the other (the fixed halves both ways + random rotations)
-    grid, _ = threshold_grid(emb, ids, np.unique(ids), fpir)
+    grid, _ = threshold_grid(emb, tids, np.unique(tids), fpir)
     report["thresholds"] = grid
-    report["threshold_check"] = cross_validate(emb, ids, cv_splits(ids, rotations), CV_SIZES, fpir, reps)
+    report["threshold_check"] = cross_validate(emb, tids, cv_splits(tids, rotations), CV_SIZES, fpir, reps)
     # 3. confidence model: fit-half searches at several gallery sizes
     X, y, sizes = [], [], []
     for persons, distractors in ((5, 0), (20, 50), (None, 300), (None, None)):
@@ -234,7 +236,7 @@ def fit_identify(*, engine: str | None = None, photos: int = 2, fpir: float = 0.
                                        "(FPIR(t, N) = mean over probes of 1 - (1 - p_i(t))^N, N persons, one face each)",
                      "threshold_model": "per-probe empirical impostor exceedance over other identities (fasfinder.evaluation.fpir_model)",
                      "thresholds_by_gallery_faces": [[r["gallery_faces"], round(r["threshold"], 5)] for r in grid],
-                     "data": f"thresholds: all {report['identities']} CelebA identities; fusion and identification: "
+                     "data": f"thresholds: all {report['identities']} CelebA identity labels ({len(merged)} duplicate pairs merged); fusion and identification: "
                              f"the fit identities ({len(fit_half)}: even index by number); {'+'.join(sources)}; never LFW",
                      "command": f"python main.py eval identify-fit --engine {eng.name} --write"},
         "identification": {"model": "logistic", "features": report["confidence_model"]["features"],
