@@ -39,6 +39,7 @@ from .results import EngineInfo, EnrollResult, FaceResult, Match, QueryResult, S
 from .service_explain import ExplainOperations
 from .service_gallery import GalleryOperations
 from .service_server import ServerOperations
+from .service_video import VideoOperations
 from .settings import Settings
 from .severity import IDENTITY
 
@@ -85,7 +86,7 @@ class RecentQueries:
             return item
 
 
-class FasFinder(ExplainOperations, GalleryOperations, ServerOperations):
+class FasFinder(ExplainOperations, GalleryOperations, ServerOperations, VideoOperations):
     """Service facade. Thread-safe: the GUI calls it from worker threads."""
 
     def __init__(self, gallery: str | os.PathLike | None = None, *, settings: Settings | None = None,
