@@ -18,7 +18,7 @@ from ..faces import Face
 from ..operations import CancelToken, Progress
 from ..quality import face_quality
 from .decode import DecodeStats, VideoInfo, VideoReader
-from .tracks import Detection, Track, Tracker, scale_face
+from .tracks import Detection, Track, Tracker, grey_thumb, is_cut, scale_face
 
 
 @dataclass
@@ -57,6 +57,7 @@ def scan_video(path, models: FrameModels, *, rate: float = 2.0, max_side: int = 
     times: list[float] = []
     tm = {"detect": 0.0, "embed": 0.0, "quality": 0.0, "track": 0.0}
     wall = time.perf_counter()
+    prev = None
     for frame in reader.frames(progress=progress, cancel=cancel):
         times.append(frame.t_s)
         t0 = time.perf_counter()
@@ -73,7 +74,9 @@ def scan_video(path, models: FrameModels, *, rate: float = 2.0, max_side: int = 
                 detections.append(Detection(face=f, box=box, embedding=e, quality=face_quality(frame.rgb, f)))
             tm["quality"] += time.perf_counter() - t0
         t0 = time.perf_counter()
-        tracker.update(frame.t_s, frame.sample, frame.rgb, detections)
+        thumb = grey_thumb(frame.rgb)
+        tracker.update(frame.t_s, frame.sample, frame.rgb, detections, cut=is_cut(prev, thumb))
+        prev = thumb
         tm["track"] += time.perf_counter() - t0
     tm["decode"] = reader.stats.decode_s
     tm["total"] = time.perf_counter() - wall

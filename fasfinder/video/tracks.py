@@ -4,7 +4,8 @@
 quality) and links each to an open track: a face continues a track when its box overlaps the
 track's last box (IoU >= ``min_iou``) and its embedding is close to the track's (cosine >=
 ``link_similarity``), or without overlap when the embedding alone is very close (>= ``rejoin_similarity``:
-the same person after a jump, an occlusion or a cut back). Assignment is greedy by score, one face per
+the same person after a jump or an occlusion). A scene cut (:func:`is_cut` on small grey copies of
+consecutive samples) closes every track. Assignment is greedy by score, one face per
 track per frame; a track not seen for ``max_gap_s`` is closed. Each track keeps every sighting's time,
 box and embedding (for similarity over time) and the ``keep`` best-quality sightings with a crop of
 the frame around the face (for liveness, thumbnails and enrollment).
@@ -21,6 +22,20 @@ from ..results import Quality
 
 #: The crop kept around a best face: the box grown by this factor on each side (liveness crops reach ~4x the box).
 CROP_GROW = 2.0
+
+
+#: A scene cut: the mean absolute difference of two sampled frames' 32 x 18 grey thumbnails above this.
+CUT_DIFFERENCE = 20.0
+
+
+def is_cut(prev: np.ndarray | None, thumb: np.ndarray) -> bool:
+    return prev is not None and float(np.abs(prev - thumb).mean()) > CUT_DIFFERENCE
+
+
+def grey_thumb(rgb: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.resize(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), (32, 18), interpolation=cv2.INTER_AREA).astype(np.float32)
 
 
 def iou(a, b) -> float:
@@ -123,10 +138,11 @@ class Tracker:
         self.tracks: list[Track] = []
         self._open: list[Track] = []
 
-    def update(self, t: float, sample: int, rgb: np.ndarray, detections: list[Detection]) -> list[int]:
-        """Link one sampled frame's faces; the track number of each detection, in order."""
+    def update(self, t: float, sample: int, rgb: np.ndarray, detections: list[Detection], cut: bool = False) -> list[int]:
+        """Link one sampled frame's faces; the track number of each detection, in order (``cut``: a scene
+        cut before this frame closes every open track)."""
 
-        self._open = [tr for tr in self._open if t - tr.end_s <= self.max_gap_s]
+        self._open = [] if cut else [tr for tr in self._open if t - tr.end_s <= self.max_gap_s]
         pairs = []
         for di, d in enumerate(detections):
             for ti, tr in enumerate(self._open):

@@ -1,0 +1,86 @@
+"""Video search end to end on a clip made here from LFW photos (evaluation data only): tracks, the
+open-set decision per track, enrollment from a track, a person found in footage, the CLI's JSON."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from fasfinder.evaluation.video_synth import Appearance, load_truth, score_tracks, write_video
+from fasfinder.service import FasFinder
+from fasfinder.settings import Settings
+
+from .conftest import REPO, shared_data
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    lfw = shared_data("lfw/images_deepfunneled")
+    tmp = tmp_path_factory.mktemp("clip")
+    known, stranger = "Tony_Blair", "Colin_Powell"
+    photos = {n: sorted(str(p) for p in (lfw / n).glob("*.jpg")) for n in (known, stranger)}
+    scenes = [  # scene 1: the enrolled person moving and growing; a cut; scene 2: both, side by side
+        {"start_s": 0.0, "end_s": 4.0, "seed": 1, "appearances": [
+            Appearance(known, True, photos[known][1], 0.0, 3.9, (60, 40, 300, 280), (300, 60, 600, 360))]},
+        {"start_s": 4.0, "end_s": 8.0, "seed": 2, "appearances": [
+            Appearance(known, True, photos[known][2], 4.0, 7.9, (40, 200, 320, 480), (80, 180, 360, 460)),
+            Appearance(stranger, False, photos[stranger][1], 4.0, 7.9, (700, 150, 980, 430), (760, 160, 1040, 440))]},
+    ]
+    video = tmp / "clip.mp4"
+    write_video(video, scenes, fps=10.0, size=(1280, 720))
+    db = tmp / "g.db"
+    ff = FasFinder(db, settings=Settings(gallery=str(db)))
+    assert ff.enroll([photos[known][0]], label=known)[0].error is None  # a photo the clip never shows
+    yield ff, video, known
+    ff.close()
+
+
+def test_tracks_are_searched_once_each(clip):
+    ff, video, known = clip
+    res = ff.search_video(video, rate=2.0)
+    assert res.error is None and res.sampled == 16
+    d = res.to_dict()
+    score = score_tracks(d["tracks"], load_truth(str(video) + ".truth.json"))
+    assert score["tracks_on_nothing"] == 0 and score["appearances_with_a_track"] == 1.0
+    assert score["track_accuracy"] >= 2 / 3
+    blair = [t for t in d["tracks"] if t["decision"]["in_gallery"]]
+    assert blair and all(t["matches"][0]["label"] == known for t in blair)
+    for t in d["tracks"]:
+        assert {"track", "start_s", "end_s", "best_s", "box", "faces", "liveness", "matches", "decision"} <= set(t)
+        assert t["start_s"] <= t["best_s"] <= t["end_s"]
+    assert all(tr.thumbnails and tr.thumbnails[0].ndim == 3 for tr in res.tracks)
+
+
+def test_enroll_a_track_then_find_the_person(clip):
+    ff, video, known = clip
+    res = ff.search_video(video, rate=2.0)
+    stranger = next(t for t in res.tracks if not t.decision.in_gallery and t.start_s >= 4.0)
+    before = ff.counts()["faces"]
+    added = ff.enroll_video(video, stranger.track, label="stranger from the clip")
+    assert added and all(r.error is None for r in added)
+    assert ff.counts()["faces"] == before + len(added)
+    again = ff.search_video(video, rate=2.0)  # the enrolled track now names its new person
+    same = next(t for t in again.tracks if t.track == stranger.track)
+    assert same.decision.in_gallery and same.persons[0].label == "stranger from the clip"
+    pid = next(p.person_id for p in ff.persons() if p.label == known)
+    found = ff.find_in_footage([video], person_id=pid, rate=2.0)[0]
+    assert found.error is None and found.spans
+    assert found.spans[0].start_s <= 0.5 and found.spans[-1].end_s >= 7.0  # on screen from start to end
+    assert len(found.series) == 16 and all(s is None or -1 <= s <= 1 for _, s in found.series)
+
+
+def test_cli_search_video_json(clip, tmp_path):
+    ff, video, _ = clip
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"\0" * 100)
+    out = subprocess.run([sys.executable, "main.py", "search", str(video), str(bad), "--db", str(ff.gallery_path),
+                          "--json"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(x) for x in out.stdout.splitlines()]
+    assert len(lines) == 2 and lines[0]["error"] is None and lines[0]["tracks"]
+    assert lines[1]["error"]["code"] == "unreadable_video" and lines[1]["tracks"] == []
