@@ -40,6 +40,7 @@ from .service_explain import ExplainOperations
 from .service_gallery import GalleryOperations
 from .service_server import ServerOperations
 from .service_video import VideoOperations
+from .video.decode import VIDEO_SUFFIXES
 from .settings import Settings
 from .severity import IDENTITY
 
@@ -47,7 +48,7 @@ log = logging.getLogger("fasfinder")
 
 THUMB_SIDE = 96
 
-__all__ = ["IMAGE_SUFFIXES", "CancelToken", "FasFinder", "OPERATIONS", "Progress", "REGION_NAMES", "SEVERITY_SWEEPS",
+__all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "CancelToken", "FasFinder", "OPERATIONS", "Progress", "REGION_NAMES", "SEVERITY_SWEEPS",
            "expand_inputs", "label_for"]
 
 

@@ -9,33 +9,23 @@ import sys
 
 import pytest
 
-from fasfinder.evaluation.video_synth import Appearance, load_truth, score_tracks, write_video
+from fasfinder.evaluation.video_synth import load_truth, score_tracks
 from fasfinder.service import FasFinder
 from fasfinder.settings import Settings
 
 from .conftest import REPO, shared_data
+from .video_files import lfw_clip
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
-    lfw = shared_data("lfw/images_deepfunneled")
     tmp = tmp_path_factory.mktemp("clip")
-    known, stranger = "Tony_Blair", "Colin_Powell"
-    photos = {n: sorted(str(p) for p in (lfw / n).glob("*.jpg")) for n in (known, stranger)}
-    scenes = [  # scene 1: the enrolled person moving and growing; a cut; scene 2: both, side by side
-        {"start_s": 0.0, "end_s": 4.0, "seed": 1, "appearances": [
-            Appearance(known, True, photos[known][1], 0.0, 3.9, (60, 40, 300, 280), (300, 60, 600, 360))]},
-        {"start_s": 4.0, "end_s": 8.0, "seed": 2, "appearances": [
-            Appearance(known, True, photos[known][2], 4.0, 7.9, (40, 200, 320, 480), (80, 180, 360, 460)),
-            Appearance(stranger, False, photos[stranger][1], 4.0, 7.9, (700, 150, 980, 430), (760, 160, 1040, 440))]},
-    ]
-    video = tmp / "clip.mp4"
-    write_video(video, scenes, fps=10.0, size=(1280, 720))
+    video, known, photo, _ = lfw_clip(tmp, shared_data("lfw/images_deepfunneled"))
     db = tmp / "g.db"
     ff = FasFinder(db, settings=Settings(gallery=str(db)))
-    assert ff.enroll([photos[known][0]], label=known)[0].error is None  # a photo the clip never shows
+    assert ff.enroll([photo], label=known)[0].error is None  # a photo the clip never shows
     yield ff, video, known
     ff.close()
 

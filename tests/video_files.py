@@ -94,3 +94,24 @@ def make_vfr(src: Path, dst: Path, slow_factor: int = 3) -> Path:
     data[tkhd + 28:tkhd + 32] = struct.pack(">I", movie_total)
     dst.write_bytes(bytes(data))
     return dst
+
+
+def lfw_clip(folder: Path, lfw: Path) -> tuple[Path, str, str, str]:
+    """An 8 s 720p clip at 10 frames/s: scene 1 an enrolled person moving and growing; a cut; scene 2 that
+    person (another photo) beside a stranger. Returns (video, the person, a photo of them the clip never
+    shows, the stranger)."""
+
+    from fasfinder.evaluation.video_synth import Appearance, write_video
+
+    known, stranger = "Tony_Blair", "Colin_Powell"
+    photos = {n: sorted(str(p) for p in (lfw / n).glob("*.jpg")) for n in (known, stranger)}
+    scenes = [
+        {"start_s": 0.0, "end_s": 4.0, "seed": 1, "appearances": [
+            Appearance(known, True, photos[known][1], 0.0, 3.9, (60, 40, 300, 280), (300, 60, 600, 360))]},
+        {"start_s": 4.0, "end_s": 8.0, "seed": 2, "appearances": [
+            Appearance(known, True, photos[known][2], 4.0, 7.9, (40, 200, 320, 480), (80, 180, 360, 460)),
+            Appearance(stranger, False, photos[stranger][1], 4.0, 7.9, (700, 150, 980, 430), (760, 160, 1040, 440))]},
+    ]
+    video = folder / "clip.mp4"
+    write_video(video, scenes, fps=10.0, size=(1280, 720))
+    return video, known, photos[known][0], stranger
