@@ -169,8 +169,10 @@ class TimelineDock(QDockWidget):
         self.selected = None
         while self.frames.count():
             item = self.frames.takeAt(0)
-            if item.widget() is not None:
-                item.widget().deleteLater()
+            widget = item.widget()
+            if widget is not None:
+                widget.setParent(None)  # gone from the dock now, not at the next deferred delete
+                widget.deleteLater()
         self.matches.clear()
         self.enroll_btn.setEnabled(False)
 
