@@ -153,9 +153,14 @@ def _search_lines(image, res) -> list[str]:
 
 
 def cmd_search(args) -> int:
+    from .cli_video import is_video, search_video
+
     ff = _service(args)
     try:
         for image in args.images:
+            if is_video(image):  # one object per video: its tracks (cli_video)
+                search_video(ff, image, args, _emit, _t)
+                continue
             res = ff.search(image, top_k=args.top, by=args.by)
             d = res.to_dict()
             if res.error:
@@ -339,6 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--by", choices=("person", "photo"), default="person",
                     help="list persons (default: best photo, photo count, person score, decision) or photos")
     sp.add_argument("--no-liveness", action="store_true")
+    sp.add_argument("--rate", type=float, help="videos: sampled frames per second (default: the video_rate setting, 2)")
     common(sp)
     sp.set_defaults(func=cmd_search)
 
@@ -409,6 +415,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_casework import register
 
     register(sub, common, _service, _emit, _t)
+    from .cli_video import register as register_video
+
+    register_video(sub, common, _service, _emit, _t)
 
     ev = sub.add_parser("eval", help="benchmark protocols of docs/BENCHMARKS.md")
     evs = ev.add_subparsers(dest="protocol", metavar="PROTOCOL", required=True)

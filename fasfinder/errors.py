@@ -153,3 +153,27 @@ class ServerForbidden(ServerError):
     """The server's roles or row-level security refused the action for this database user."""
 
     code = "server_forbidden"
+
+
+class VideoError(FasFinderError):
+    """A video file could not be decoded (truncated beyond its header, not a video, a broken container)."""
+
+    code = "unreadable_video"
+
+
+class NoVideoStream(VideoError):
+    """The file is a media container without a video stream (an audio-only clip)."""
+
+    code = "no_video_stream"
+
+
+class UnsupportedCodec(VideoError):
+    """The container names a video codec this build's FFmpeg cannot decode."""
+
+    code = "unsupported_codec"
+
+
+class VideoTimeout(VideoError):
+    """Decoding took longer than the ``video_timeout_s`` setting (or one frame stalled): stopped, never hung."""
+
+    code = "video_timeout"

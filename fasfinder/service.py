@@ -39,6 +39,8 @@ from .results import EngineInfo, EnrollResult, FaceResult, Match, QueryResult, S
 from .service_explain import ExplainOperations
 from .service_gallery import GalleryOperations
 from .service_server import ServerOperations
+from .service_video import VideoOperations
+from .video.decode import VIDEO_SUFFIXES
 from .settings import Settings
 from .severity import IDENTITY
 
@@ -46,7 +48,7 @@ log = logging.getLogger("fasfinder")
 
 THUMB_SIDE = 96
 
-__all__ = ["IMAGE_SUFFIXES", "CancelToken", "FasFinder", "OPERATIONS", "Progress", "REGION_NAMES", "SEVERITY_SWEEPS",
+__all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "CancelToken", "FasFinder", "OPERATIONS", "Progress", "REGION_NAMES", "SEVERITY_SWEEPS",
            "expand_inputs", "label_for"]
 
 
@@ -85,7 +87,7 @@ class RecentQueries:
             return item
 
 
-class FasFinder(ExplainOperations, GalleryOperations, ServerOperations):
+class FasFinder(ExplainOperations, GalleryOperations, ServerOperations, VideoOperations):
     """Service facade. Thread-safe: the GUI calls it from worker threads."""
 
     def __init__(self, gallery: str | os.PathLike | None = None, *, settings: Settings | None = None,

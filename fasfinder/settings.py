@@ -68,6 +68,10 @@ class Settings:
     server_password_file: str = ""  # file (mode 0600) holding the server password; else $FASFINDER_SERVER_PASSWORD
     server_case: str = ""  # case id given to persons enrolled without one when they are pushed
     trash_days: int | None = 30  # deleted persons/photos stay restorable this long, then are purged (audited)
+    video_rate: float = 2.0  # video: frames sampled per second of footage
+    video_max_side: int = 1280  # video: frames are downscaled to this long side before detection
+    video_frame_timeout_s: float = 30.0  # video: one frame that takes longer to decode stops the file (video_timeout)
+    video_timeout_s: float = 3600.0  # video: the longest one file may take to scan
 
     def __post_init__(self) -> None:
         if not self.gallery:

@@ -54,7 +54,8 @@ def test_operation_list_is_every_marked_method_and_nothing_else():
         assert callable(getattr(FasFinder, name)) and not name.startswith("_")
         assert op.doc, f"operation {name} has no docstring"
     progress_ops = {n for n, op in OPERATIONS.items() if op.progress}
-    assert progress_ops == {"enroll", "seed_demo", "ensure_demo", "severity", "sync", "plan_import", "import_plan"}
+    assert progress_ops == {"enroll", "seed_demo", "ensure_demo", "severity", "sync", "plan_import", "import_plan",
+                            "search_video", "enroll_video", "find_in_footage"}
     # the gallery object itself is not reachable through the operation list
     assert "gallery" not in OPERATIONS and "load" not in OPERATIONS and "detect" not in OPERATIONS
 
@@ -68,7 +69,7 @@ def test_ui_calls_only_listed_operations():
     assert {"analyze", "explain_match", "explain_face", "liveness_explain", "severity", "persons", "plan_import",
             "import_plan", "delete_person", "delete_image", "seed_demo", "trash", "restore", "purge_trash",
             "merge_persons", "add_person", "find_persons", "decide", "query_record", "case_report",
-            "search_again"} <= used
+            "search_again", "search_video", "enroll_video", "find_in_footage"} <= used
 
 
 def test_cli_never_reaches_into_the_gallery():

@@ -11,6 +11,7 @@ from PySide6.QtGui import QAction, QIcon, QKeySequence
 from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QMessageBox, QToolBar, QVBoxLayout, QWidget
 
 from fasfinder.host import Host, make_host
+from fasfinder.service import VIDEO_SUFFIXES
 from fasfinder.settings import Settings, config_dir, default_gallery_path, demo_gallery_path
 
 from .docks.gallery import GalleryDock
@@ -19,6 +20,8 @@ from .docks.history import HistoryDock
 from .docks.matches import MatchesDock
 from .docks.regions import RegionDock
 from .docks.severity import SeverityDock
+from .docks.footage import FootageDock
+from .docks.timeline import TimelineDock
 from .filedialogs import choose_file
 from .help import first_start, help_box
 from .image_view import ImageView
@@ -33,7 +36,7 @@ RESOURCES = next((p for p in (Path(__file__).resolve().parent.parent / "resource
                               Path(__file__).resolve().parent / "resources") if p.is_dir()),
                  Path(__file__).resolve().parent.parent / "resources")
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.tif *.tiff *.webp *.gif *.ppm *.pgm);;All files (*)"
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: the video timeline and footage docks
 
 
 def icon(name: str) -> QIcon:
@@ -77,7 +80,10 @@ class MainWindow(QMainWindow):
         self.severity = SeverityDock(self.session, self)
         self.gallery = GalleryDock(self.session, self)
         self.history = HistoryDock(self.session, self)
-        self.docks = [self.gallery, self.history, self.matches, self.heatmap, self.regions, self.severity]
+        self.timeline = TimelineDock(self.session, self)
+        self.footage = FootageDock(self.session, self.timeline, self)
+        self.docks = [self.gallery, self.history, self.matches, self.heatmap, self.regions, self.severity,
+                      self.timeline, self.footage]
         for d in self.docks:
             d.setFeatures(QDockWidgetFeatures.ALL)
         self._default_layout()
@@ -117,6 +123,10 @@ class MainWindow(QMainWindow):
         self.addDockWidget(B, self.regions)
         self.addDockWidget(B, self.severity)
         self.splitDockWidget(self.regions, self.severity, Qt.Orientation.Horizontal)
+        self.tabifyDockWidget(self.regions, self.timeline)
+        self.tabifyDockWidget(self.severity, self.footage)
+        self.regions.raise_()
+        self.severity.raise_()
         self.resizeDocks([self.gallery, self.matches], [280, 330], Qt.Orientation.Horizontal)
         self.resizeDocks([self.matches, self.heatmap], [430, 300], Qt.Orientation.Vertical)
         self.resizeDocks([self.regions], [260], Qt.Orientation.Vertical)
@@ -182,6 +192,7 @@ class MainWindow(QMainWindow):
             return a
 
         act("Open query\u2026", self.choose_query, "open", "Ctrl+O", m_file, True)
+        act("Open video\u2026", self.timeline.choose_video, None, "Ctrl+Shift+O", m_file)
         act("Import folder\u2026", self.gallery.choose_folder, "import", "Ctrl+I", m_gallery, True)
         act("Add person\u2026", self.gallery.add_person, None, "Ctrl+N", m_gallery)
         act("Trash\u2026", self.gallery.open_trash, None, None, m_gallery)
@@ -274,7 +285,10 @@ class MainWindow(QMainWindow):
     def _dropped(self, paths: list) -> None:
         files = [p for p in paths if Path(p).is_file()]
         folders = [p for p in paths if Path(p).is_dir()]
-        if files:
+        if files and Path(files[0]).suffix.lower() in VIDEO_SUFFIXES:
+            self.timeline.open_video(files[0])
+            self.timeline.raise_()
+        elif files:
             self.open_query(files[0])
         elif folders:
             self.gallery.import_folder(folders[0])
