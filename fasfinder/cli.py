@@ -149,6 +149,8 @@ def _search_lines(image, res) -> list[str]:
         for m in (f.persons if f.persons is not None else f.matches):
             conf, n = f"{m.confidence:.3f}" if m.confidence is not None else "n/a", f" photos={len(getattr(m, 'photos', []))}"
             lines.append(f"    #{m.rank} {_t(m.label)} sim={m.similarity:.3f} conf={conf} record={m.record_id}{n}")
+        for r in f.rejected:  # rejected for this photo before: never proposed again
+            lines.append(f"    (rejected before) {_t(r['label'])} sim={r['similarity']:.3f}")
     return lines
 
 
@@ -156,7 +158,7 @@ def cmd_search(args) -> int:
     ff = _service(args)
     try:
         for image in args.images:
-            res = ff.search(image, top_k=args.top, by=args.by)
+            res = ff.search(image, top_k=args.top, by=args.by, case_ids=args.case or None)
             d = res.to_dict()
             if res.error:
                 human = f"{_t(image)}: {res.error['code']}: {_t(res.error['message'])}"
@@ -338,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--top", type=int, default=5)
     sp.add_argument("--by", choices=("person", "photo"), default="person",
                     help="list persons (default: best photo, photo count, person score, decision) or photos")
+    sp.add_argument("--case", action="append", metavar="ID", help="search only the persons of this case (repeatable)")
     sp.add_argument("--no-liveness", action="store_true")
     common(sp)
     sp.set_defaults(func=cmd_search)
