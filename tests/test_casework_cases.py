@@ -6,34 +6,24 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from fasfinder.settings import Settings
+from tests.casework_util import lfw_gallery, lfw_photos
 
-LFW = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "lfw" / "images_deepfunneled"
 PERSONS = {"Colin_Powell": "case-A", "Tony_Blair": "case-A", "George_W_Bush": "case-B", "Donald_Rumsfeld": "case-B"}
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def photos(name: str) -> list[Path]:
-    return sorted((LFW / name).glob("*.jpg"))
+photos = lfw_photos
 
 
 @pytest.fixture(scope="module")
 def gallery(tmp_path_factory):
-    if not LFW.is_dir():
-        pytest.skip("../shared/data/lfw is absent (real faces of four LFW persons are needed)")
+    settings, host = lfw_gallery(tmp_path_factory.mktemp("cases"), PERSONS, 2)
+    host.close()
     from fasfinder.service import FasFinder
 
-    root = tmp_path_factory.mktemp("cases")
-    settings = replace(Settings(gallery=str(root / "gallery.db")), liveness=False)
     ff = FasFinder(settings=settings)
-    for name, case in PERSONS.items():
-        res = ff.enroll(photos(name)[:2], label=name.replace("_", " "), case_id=case)
-        assert all(r.error is None for r in res), [r.error for r in res]
     yield ff, settings
     ff.close()
 

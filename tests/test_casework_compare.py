@@ -7,36 +7,21 @@ metadata). ``FASFINDER_SCREENSHOTS=DIR`` saves the comparison window as PNG (doc
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from fasfinder.settings import Settings
-from tests.casework_util import main_window
+from tests.casework_util import lfw_gallery, lfw_photos, main_window
 
 MS = 180_000
-LFW = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "lfw" / "images_deepfunneled"
 PERSONS = {"Colin_Powell": "case-A", "Tony_Blair": "case-A", "George_W_Bush": "case-B"}
-
-
-def photos(name: str) -> list[Path]:
-    return sorted((LFW / name).glob("*.jpg"))
+photos = lfw_photos
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    if not LFW.is_dir():
-        pytest.skip("../shared/data/lfw is absent (real faces of three LFW persons are needed)")
-    from fasfinder.host import LocalHost
-
-    root = tmp_path_factory.mktemp("compare")
-    settings = replace(Settings(gallery=str(root / "gallery.db")), liveness=False)
-    host = LocalHost(settings)
-    for name, case in PERSONS.items():
-        res = host.call("enroll", photos(name)[:3], label=name.replace("_", " "), case_id=case,
-                        metadata={"last seen": "ferry terminal"} if name == "Colin_Powell" else None)
-        assert all(r.error is None for r in res), [r.error for r in res]
+    settings, host = lfw_gallery(tmp_path_factory.mktemp("compare"), PERSONS, 3,
+                                 {"Colin_Powell": {"last seen": "ferry terminal"}})
     yield settings, host
     host.close()
 
