@@ -45,6 +45,7 @@ def test_a_rejected_candidate_is_not_proposed_again_for_the_same_photo(gallery):
     assert again.to_dict()["faces"][0]["rejected"][0]["person_id"] == top.person_id
     redo = ff.search_again(first.query_id)  # "Search again now"
     assert "Colin Powell" not in [m["label"] for m in redo["results"]["faces"][0]["matches"]]
+    assert "face 1: Colin Powell left out (rejected for this photo)" in redo["changes"]
     other = ff.search(photos("Colin_Powell")[4], top_k=3)  # another photo: no decision, still proposed
     assert top_labels(other)[0] == "Colin Powell"
     ff.decide(again.query_id, 0, top.face_id, "unsure", "second look")  # a later unsure lifts the reject

@@ -68,13 +68,15 @@ def test_double_click_opens_the_comparison_window(qtbot, win):
     assert "Colin Powell" in item.text()
     lst.itemDoubleClicked.emit(item)
     cmp = win.matches.comparison
-    assert cmp is not None and cmp.isVisible() and cmp.width() >= 1000
+    free = cmp.screen().availableGeometry()
+    assert cmp is not None and cmp.isVisible() and cmp.width() >= min(1000, free.width() - 10)
+    assert cmp.width() <= free.width() and cmp.height() <= free.height()  # never larger than the screen
     assert not cmp.heatmap.isChecked() and not cmp.bar.isVisible()  # heatmap off by default
     qtbot.waitUntil(lambda: cmp.crop is not None and cmp.others.count() == 2 and "Case: case-A" in cmp.meta.text(),
                     timeout=MS)
     assert "last seen: ferry terminal" in cmp.meta.text()
     q, c = cmp.q_view.item.pixmap(), cmp.c_view.item.pixmap()
-    assert q.size() == c.size() and q.width() >= 300  # the same scale
+    assert q.size() == c.size() and q.width() >= 160  # the same scale
     qtbot.waitUntil(lambda: not cmp.c_photo.item.pixmap().isNull(), timeout=MS)
     cmp.q_view.set_zoom(2.0)
     assert cmp.c_view.zoom == 2.0  # zoom follows on both sides

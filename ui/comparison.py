@@ -196,9 +196,10 @@ class ComparisonWindow(QDialog):
             q = overlay(q, self.explained.query.heatmap[y0:y1, x0:x1], 0.45)
             if c is not None:
                 c = overlay(c, self.explained.gallery.heatmap, 0.45)
-        self.q_view.set_image(resized(q, CHIP))
+        side = min(CHIP, max(160, self.screen().availableGeometry().height() // 3))  # fits at 150 % too
+        self.q_view.set_image(resized(q, side))
         if c is not None:
-            self.c_view.set_image(resized(c, CHIP))
+            self.c_view.set_image(resized(c, side))
 
     def _got_explained(self, value) -> None:
         self.explained = value

@@ -10,7 +10,7 @@ from PySide6.QtWidgets import (QDockWidget, QGridLayout, QLabel, QListWidget, QL
 
 from fasfinder.results import Match, overlay
 
-from ..qtutil import ImageLabel, error_text, face_window, is_unavailable, plain, plain_tip, to_pixmap
+from ..qtutil import ImageLabel, error_text, face_window, fit_to_screen, is_unavailable, plain, plain_tip, to_pixmap
 
 ROLE_MATCH = Qt.ItemDataRole.UserRole + 1
 
@@ -224,7 +224,8 @@ class MatchesDock(QDockWidget):
         if m is None or self.session.result is None or self.session.face is None:
             return
         self.comparison = ComparisonWindow(self.session, self.session.result, self.session.face, m, self)
-        self.comparison.resize(1280, 800)
+        fit_to_screen(self.comparison, 1280, 800)  # large, but never larger than the screen (150 % scaling)
+        self.comparison.move(self.screen().availableGeometry().topLeft())
         self.comparison.show()
 
     def _on_photo(self, item) -> None:
