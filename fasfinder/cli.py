@@ -149,6 +149,8 @@ def _search_lines(image, res) -> list[str]:
         for m in (f.persons if f.persons is not None else f.matches):
             conf, n = f"{m.confidence:.3f}" if m.confidence is not None else "n/a", f" photos={len(getattr(m, 'photos', []))}"
             lines.append(f"    #{m.rank} {_t(m.label)} sim={m.similarity:.3f} conf={conf} record={m.record_id}{n}")
+        for r in f.rejected:  # rejected for this photo before: never proposed again
+            lines.append(f"    (rejected before) {_t(r['label'])} sim={r['similarity']:.3f}")
     return lines
 
 
@@ -161,7 +163,7 @@ def cmd_search(args) -> int:
             if is_video(image):  # one object per video: its tracks (cli_video)
                 search_video(ff, image, args, _emit, _t)
                 continue
-            res = ff.search(image, top_k=args.top, by=args.by)
+            res = ff.search(image, top_k=args.top, by=args.by, case_ids=args.case or None)
             d = res.to_dict()
             if res.error:
                 human = f"{_t(image)}: {res.error['code']}: {_t(res.error['message'])}"
@@ -343,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--top", type=int, default=5)
     sp.add_argument("--by", choices=("person", "photo"), default="person",
                     help="list persons (default: best photo, photo count, person score, decision) or photos")
+    sp.add_argument("--case", action="append", metavar="ID", help="search only the persons of this case (repeatable)")
     sp.add_argument("--no-liveness", action="store_true")
     sp.add_argument("--rate", type=float, help="videos: sampled frames per second (default: the video_rate setting, 2)")
     common(sp)

@@ -1,4 +1,4 @@
-"""The casework commands of the command line (issue 17): ``decide``, ``report``, ``trash``, ``restore``.
+"""The casework commands of the command line (issue 17): ``decide``, ``report``, ``cases``, ``trash``, ``restore``.
 
 Registered by :mod:`fasfinder.cli` (which passes its option helper, service factory and printer,
 so this module imports nothing of it); each is one service operation.
@@ -30,6 +30,15 @@ def register(sub, common, service, emit, safe) -> None:
         ff.close()
         return 0
 
+    def cmd_cases(args) -> int:
+        ff = service(args)
+        for c in ff.cases():
+            names = ", ".join(safe(p["label"]) for p in c["persons"])
+            emit(c, args.json, f"{safe(c['case_id'])}: {len(c['persons'])} person(s), {c['images']} photo(s), "
+                               f"{c['faces']} face(s): {names}")
+        ff.close()
+        return 0
+
     def cmd_trash(args) -> int:
         ff = service(args)
         for e in ff.trash():
@@ -58,6 +67,10 @@ def register(sub, common, service, emit, safe) -> None:
     sp.add_argument("out", type=Path, help="the HTML file to write")
     common(sp, engine=False)
     sp.set_defaults(func=cmd_report)
+
+    sp = sub.add_parser("cases", help="the case ids with their persons and photo / face counts")
+    common(sp, engine=False)
+    sp.set_defaults(func=cmd_cases)
 
     sp = sub.add_parser("trash", help="deleted persons / photos and merges that can still be restored")
     common(sp, engine=False)

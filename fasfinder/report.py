@@ -90,7 +90,8 @@ def case_report(entry: dict, *, candidates: dict[int, dict], generated_at: str, 
 
 def what_changed(recorded: dict, now: dict) -> list[str]:
     """In words, per face, how today's results of the same photo differ from the recorded ones:
-    candidates that are new, gone, or whose similarity moved by 0.01 or more (faces matched by index)."""
+    candidates that are new, gone (or left out as rejected), or whose similarity moved by 0.01 or more
+    (faces matched by index)."""
 
     out = []
     old_faces, new_faces = recorded.get("faces") or [], now.get("faces") or []
@@ -99,6 +100,7 @@ def what_changed(recorded: dict, now: dict) -> list[str]:
     for i, (old, new) in enumerate(zip(old_faces, new_faces)):
         before = {m["face_id"]: m for m in old.get("matches") or []}
         after = {m["face_id"]: m for m in new.get("matches") or []}
+        rejected = {r["person_id"] for r in new.get("rejected") or []}
         for fid, m in after.items():
             if fid not in before:
                 out.append(f"face {i + 1}: new candidate {m['label']} (similarity {m['similarity']:.3f})")
@@ -106,6 +108,8 @@ def what_changed(recorded: dict, now: dict) -> list[str]:
                 out.append(f"face {i + 1}: {m['label']} similarity {before[fid]['similarity']:.3f} -> "
                            f"{m['similarity']:.3f}")
         for fid, m in before.items():
-            if fid not in after:
+            if fid not in after and m.get("person_id") in rejected:
+                out.append(f"face {i + 1}: {m['label']} left out (rejected for this photo)")
+            elif fid not in after:
                 out.append(f"face {i + 1}: {m['label']} is no longer a candidate")
     return out

@@ -110,6 +110,9 @@ class FaceResult:
     persons: list[PersonMatch] | None = None  # the person list (default), None when searched by photo
     decision: Decision | None = None
     quality: Quality | None = None
+    #: candidates rejected for this face of this photo before (a recorded decision): left out of
+    #: ``matches``/``persons`` and listed here, best first (label, person_id, face_id, similarity)
+    rejected: list[dict] = field(default_factory=list)
 
     @property
     def box(self) -> tuple[int, int, int, int]:
@@ -131,6 +134,7 @@ class FaceResult:
             shown = self.persons if self.persons is not None else self.matches
             d["matches"] = [m.to_dict() for m in shown]
             d["decision"] = self.decision.to_dict() if self.decision is not None else None
+            d["rejected"] = [dict(r) for r in self.rejected]
         return d
 
 

@@ -220,12 +220,15 @@ class FasFinder(ExplainOperations, GalleryOperations, ServerOperations, VideoOpe
     # -- queries -------------------------------------------------------------------------
     @operation
     def analyze(self, source, *, top_k: int | None = None, with_matches: bool = True,
-                record: bool = True, by: str = "person") -> QueryResult:
+                record: bool = True, by: str = "person", case_ids: list[str] | None = None) -> QueryResult:
         """Detect every face, check liveness and quality, embed and (optionally) search the gallery.
 
         ``by="person"`` (default): the top-K persons with the open-set decision and the identification
         confidence (fasfinder.identify); ``by="photo"``: the top-K photos with the pairwise confidence.
-        Never raises for a bad input: the error goes into ``QueryResult.error``.
+        ``case_ids``: search only the persons of these cases. A person rejected for a face of the same
+        photo (same sha256) in an earlier recorded query is not proposed again: it is left out of the
+        candidates and listed in ``FaceResult.rejected``. Never raises for a bad input: the error goes
+        into ``QueryResult.error``.
         """
 
         if by not in ("person", "photo"):
@@ -257,13 +260,15 @@ class FasFinder(ExplainOperations, GalleryOperations, ServerOperations, VideoOpe
                 t["embed"] = (time.perf_counter() - t0) * 1e3
                 t0 = time.perf_counter()
                 k = top_k or self.settings.top_k
-                hits = self.gallery.search(self.settings.engine, emb, k if by == "photo" else max(50, 10 * k))
+                hits = self.gallery.search(self.settings.engine, emb, max(50, 10 * k), case_ids=case_ids)
+                rejected = self.gallery.rejected_for_photo(image.sha256)
                 engine = self.engine
                 for fr, e, face_hits in zip(result.faces, emb, hits):
                     fr.embedding = e
+                    face_hits, fr.rejected = _leave_out(face_hits, rejected.get(fr.index, set()))
                     if by == "person":
                         fr.persons, fr.decision = self._persons(face_hits, k)
-                        face_hits = face_hits[:k]
+                    face_hits = face_hits[:k]
                     conf = engine.confidence(np.array([h.similarity for h in face_hits])) if face_hits else []
                     fr.matches = [
                         Match(rank=r + 1, label=h.label, record_id=h.image_id, face_id=h.face_id, person_id=h.person_id,
@@ -275,6 +280,8 @@ class FasFinder(ExplainOperations, GalleryOperations, ServerOperations, VideoOpe
                 if record:
                     d = result.to_dict()
                     d.pop("timings_ms", None)
+                    if case_ids:
+                        d["case_ids"] = list(case_ids)
                     result.query_id = self.gallery.record_query(
                         query_path=name, query_sha256=result.sha256, engine=self.settings.engine, results=d)
         except FasFinderError as exc:
@@ -296,11 +303,12 @@ class FasFinder(ExplainOperations, GalleryOperations, ServerOperations, VideoOpe
         return person_matches(hits, k, model, faces, self.settings.open_set_threshold)
 
     @operation
-    def search(self, source, *, top_k: int | None = None, record: bool = True, by: str = "person") -> QueryResult:
+    def search(self, source, *, top_k: int | None = None, record: bool = True, by: str = "person",
+               case_ids: list[str] | None = None) -> QueryResult:
         """Every face of a photo with its liveness verdict, quality and its top-K gallery persons
-        (``by="photo"``: photos) with the open-set decision."""
+        (``by="photo"``: photos) with the open-set decision; ``case_ids``: only in these cases."""
 
-        return self.analyze(source, top_k=top_k, with_matches=True, record=record, by=by)
+        return self.analyze(source, top_k=top_k, with_matches=True, record=record, by=by, case_ids=case_ids)
 
     @operation
     def liveness(self, source) -> QueryResult:
@@ -419,6 +427,22 @@ class FasFinder(ExplainOperations, GalleryOperations, ServerOperations, VideoOpe
         if self.gallery.counts()["images"] == 0:
             self.seed_demo(progress=progress, cancel=cancel)
         return str(demo_query())
+
+
+def _leave_out(hits, rejected_persons: set[int]):
+    """(the hits of persons not rejected, the rejected persons' best hit each as a dict, best first)."""
+
+    if not rejected_persons:
+        return hits, []
+    kept, left, seen = [], [], set()
+    for h in hits:
+        if h.person_id not in rejected_persons:
+            kept.append(h)
+        elif h.person_id not in seen:
+            seen.add(h.person_id)
+            left.append({"label": h.label, "person_id": h.person_id, "face_id": h.face_id,
+                         "similarity": round(float(h.similarity), 4)})
+    return kept, left
 
 
 def _no_face_reason(image: LoadedImage) -> str:

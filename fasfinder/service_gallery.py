@@ -100,6 +100,13 @@ class GalleryOperations:
         return self.gallery.add_person(label.strip(), case_id, metadata)
 
     @operation
+    def cases(self) -> list[dict]:
+        """Every case id with its persons (``person_id``, ``label``, ``images``) and its ``images`` and
+        ``faces`` counts, by case id; persons without a case id are in none."""
+
+        return self.gallery.cases()
+
+    @operation
     def find_persons(self, text: str) -> list[int]:
         """Ids of the persons whose label, case id or metadata contain every word of ``text`` (as a prefix)."""
 
@@ -191,7 +198,7 @@ class GalleryOperations:
         against the record: ``{"query_id" (the new one), "changes": [text...], "results"}``."""
 
         entry = self.gallery.query(int(query_id))
-        now = self.analyze(entry["query_path"], record=True)
+        now = self.analyze(entry["query_path"], record=True, case_ids=entry["results"].get("case_ids"))
         if now.sha256 is not None and entry.get("query_sha256") and now.sha256 != entry["query_sha256"]:
             raise GalleryError(f"{entry['query_path']}: the file changed since the search (sha256 differs)",
                                code="query_changed")

@@ -50,3 +50,32 @@ def main_window(qtbot, settings, host):
     finally:
         win.session.pool.cancel_all()
         win.session.pool.wait_idle(timeout_ms=60_000, settle_ms=0)
+
+
+LFW_IMAGES = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "lfw" / "images_deepfunneled"
+
+
+def lfw_photos(name: str) -> list[Path]:
+    """The LFW photos of one person (evaluation data: only enrolled and searched, never fitted on)."""
+
+    return sorted((LFW_IMAGES / name).glob("*.jpg"))
+
+
+def lfw_gallery(root: Path, persons: dict[str, str], per_person: int, metadata: dict[str, dict] | None = None):
+    """(settings, LocalHost) of a gallery at ``root`` holding ``per_person`` LFW photos of each person
+    (name -> case id; labels with spaces), enrolled with the real models (liveness off); skips the
+    test when ../shared/data/lfw is absent."""
+
+    import pytest
+
+    from fasfinder.host import LocalHost
+
+    if not LFW_IMAGES.is_dir():
+        pytest.skip("../shared/data/lfw is absent (real faces of a few LFW persons are needed)")
+    settings = replace(Settings(gallery=str(root / "gallery.db")), liveness=False)
+    host = LocalHost(settings)
+    for name, case in persons.items():
+        res = host.call("enroll", lfw_photos(name)[:per_person], label=name.replace("_", " "), case_id=case,
+                        metadata=(metadata or {}).get(name))
+        assert all(r.error is None for r in res), [r.error for r in res]
+    return settings, host

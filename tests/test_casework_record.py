@@ -59,6 +59,26 @@ def test_decision_survives_a_restart_and_is_audited(recorded):
         host.close()
 
 
+def pdf_page_png(pdf_path, png_path):
+    """Page 1 of the exported PDF rendered by pdfium (pypdfium2) to a PNG; asserts it is not blank:
+    ink on the page (dark pixels for the text) and colour (the candidates' face crops)."""
+
+    import numpy as np
+    import pypdfium2 as pdfium
+
+    doc = pdfium.PdfDocument(str(pdf_path))
+    try:
+        image = doc[0].render(scale=1.5).to_pil().convert("RGB")
+    finally:
+        doc.close()
+    image.save(png_path)
+    px = np.asarray(image).astype(np.int16)
+    dark = (px.max(axis=2) < 100).mean()
+    coloured = (px.max(axis=2) - px.min(axis=2) > 40).mean()
+    assert image.width > 800 and dark > 0.002 and coloured > 0.002, (image.size, dark, coloured)
+    return image
+
+
 def test_reopen_shows_the_recorded_results_and_exports_the_report(qtbot, recorded, tmp_path):
     from fasfinder.host import LocalHost
     from ui.case_record import render_png
@@ -112,8 +132,10 @@ def test_reopen_shows_the_recorded_results_and_exports_the_report(qtbot, recorde
         squeezed = "".join(pdf_text.split())  # hashes may wrap across lines in their table cell
         assert recorded["sha256"] in squeezed and "EileenCollins" in squeezed and "MirrorCase" in squeezed
         assert "earshape" in squeezed and "reject" in pdf_text  # (Qt sets "ff" as a ligature glyph)
+        page = pdf_page_png(rep["pdf"], tmp_path / "report_pdf_page1.png")
         if os.environ.get("FASFINDER_SCREENSHOTS"):
             render_png(text, str(Path(os.environ["FASFINDER_SCREENSHOTS"]) / "case_report_page.png"))
+            page.save(Path(os.environ["FASFINDER_SCREENSHOTS"]) / "report_pdf_page1.png")
         # "Search again now" is the separate action: a new query, and what changed against the record
         n_history = len(host.call("history"))
         with qtbot.waitSignal(win.history.reopen, timeout=MS):

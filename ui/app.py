@@ -94,6 +94,7 @@ def run(argv: list[str] | None = None) -> int:
     if shot:
         w, h = (int(v) for v in args.size.lower().split("x"))
         win.resize(w, h)
+        win.clamp_to_screen()
         win.save_layout = lambda: None  # a scripted run must not overwrite the user's layout
     win.show()
 

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDialog, QDialogButtonBo
                                QLineEdit, QRadioButton, QSplitter, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from .person_dialog import FieldsTable
-from .qtutil import error_text, plain, plain_tip
+from .qtutil import error_text, fit_to_screen, plain, plain_tip
 
 MODES = (("one", "All photos are one person"),
          ("subfolders", "One person per sub-folder"),
@@ -34,7 +34,7 @@ class ImportDialog(QDialog):
         self.plan: dict | None = None
         self._gen = 0
         self.setWindowTitle(f"Import {Path(folder).name}")
-        self.resize(760, 620)
+        fit_to_screen(self, 760, 620)
         lay = QVBoxLayout(self)
         head = QLabel(f"Folder: {folder}")
         head.setWordWrap(True)

@@ -303,7 +303,8 @@ class MainWindow(QMainWindow):
     def open_query(self, path: str, record: bool = True) -> None:
         self.banner.setVisible(False)
         self.statusBar().showMessage(f"Searching {Path(path).name}\u2026")
-        self.session.call("analyze", str(path), record=record, on_result=self._on_query,
+        self.session.call("analyze", str(path), record=record, case_ids=self.gallery.case_filter.case_ids(),
+                          on_result=self._on_query,
                           on_error=self._on_query_error)
 
     def _on_query_error(self, exc) -> None:

@@ -14,7 +14,7 @@ import html
 import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage, QPixmap
-from PySide6.QtWidgets import QLabel, QMessageBox, QSizePolicy
+from PySide6.QtWidgets import QApplication, QLabel, QMessageBox, QSizePolicy
 
 
 def to_qimage(rgb: np.ndarray) -> QImage:
@@ -119,3 +119,14 @@ class ImageLabel(QLabel):
     def resizeEvent(self, ev):  # noqa: N802
         super().resizeEvent(ev)
         self._rescale()
+
+
+def fit_to_screen(widget, width: int, height: int) -> None:
+    """Resize ``widget`` to ``width`` x ``height``, never beyond its screen's free area (150 % scaling)."""
+
+    screen = widget.screen() or QApplication.primaryScreen()
+    free = screen.availableGeometry() if screen is not None else None
+    if free is None:
+        widget.resize(width, height)
+        return
+    widget.resize(min(width, free.width()), min(height, free.height() - 40))  # leave room for the title bar

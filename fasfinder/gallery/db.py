@@ -106,6 +106,7 @@ class GalleryDB:
         Made at the first open of a gallery (existing persons are indexed then); without FTS5 in the
         SQLite build the person search falls back to LIKE (records.py)."""
 
+        self.sql["persons"].create_index(["case_id"], if_not_exists=True)  # the case list and case searches
         try:
             if not self.sql["persons"].detect_fts():
                 self.sql["persons"].enable_fts(["label", "case_id", "metadata"], create_triggers=True,

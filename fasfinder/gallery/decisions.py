@@ -48,3 +48,27 @@ class Decisions:
         for r in rows:
             current[(r["face_index"], r["face_id"])] = dict(r)
         return sorted(current.values(), key=lambda d: d["id"])
+
+    def rejected_for_photo(self, query_sha256: str | None) -> dict[int, set[int]]:
+        """Face index -> ids of the persons whose candidate was rejected (as the current decision) for
+        that face in any recorded query of the same photo (same sha256): who is not proposed again.
+
+        The newest decision per (face, person) over all those queries counts, so a later confirm or
+        unsure on the same person lifts a reject. Candidates deleted since are left out (no person)."""
+
+        if not query_sha256:
+            return {}
+        with self.db.lock:
+            rows = self.db.conn.execute(
+                "SELECT d.face_index, i.person_id, d.decision FROM decisions d "
+                "JOIN queries q ON q.id = d.query_id JOIN faces f ON f.id = d.face_id "
+                "JOIN images i ON i.id = f.image_id WHERE q.query_sha256 = ? ORDER BY d.id",
+                (str(query_sha256),)).fetchall()
+        current: dict[tuple[int, int], str] = {}
+        for face_index, person_id, decision in rows:
+            current[(int(face_index), int(person_id))] = decision
+        out: dict[int, set[int]] = {}
+        for (face_index, person_id), decision in current.items():
+            if decision == "reject":
+                out.setdefault(face_index, set()).add(person_id)
+        return out

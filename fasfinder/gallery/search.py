@@ -27,7 +27,7 @@ class SearchHit:
 
 
 def search(vectors: Vectors, audit: AuditLog | None, engine: str, queries: np.ndarray,
-           k: int = 5) -> list[list[SearchHit]]:
+           k: int = 5, face_ids: np.ndarray | None = None) -> list[list[SearchHit]]:
     """Top-``k`` hits for each query vector (rows L2-normalised); an audit row when ``audit`` is given.
 
     Thread-safe and safe against other processes changing the gallery: the index is re-synced
@@ -38,6 +38,9 @@ def search(vectors: Vectors, audit: AuditLog | None, engine: str, queries: np.nd
     1 + NORM_TOL (a vector that is not unit length) drops the hit with a warning, and the rest are
     clipped to [-1, 1]. The audit row of a read-only gallery is not written, and one that cannot be
     written (disk full) is logged: the search still answers (``vectors.last_write_error`` says why).
+
+    ``face_ids``: compare against these faces only (a search restricted to cases): an exact scan of
+    their stored vectors instead of the index, so a small case is searched in full, never missed.
     """
 
     db = vectors.db
@@ -52,7 +55,10 @@ def search(vectors: Vectors, audit: AuditLog | None, engine: str, queries: np.nd
         if queries.shape[1] != idx.dim:
             raise GalleryError(f"engine {engine}: query size {queries.shape[1]} differs from the gallery's {idx.dim}")
         # Ask for a few more than k so hits dropped as deleted-meanwhile do not shorten the list.
-        sims, ids = idx.search(queries, k + 4 if k > 0 else 0)
+        if face_ids is None:
+            sims, ids = idx.search(queries, k + 4 if k > 0 else 0)
+        else:
+            sims, ids = _scan(vectors, engine, queries, face_ids, k + 4 if k > 0 else 0)
         wanted = sorted({int(i) for i in ids.ravel() if i >= 0})
         info = {}
         for start in range(0, len(wanted), 900):
@@ -90,3 +96,15 @@ def search(vectors: Vectors, audit: AuditLog | None, engine: str, queries: np.nd
                 vectors.last_write_error = f"the search could not be written to the audit log ({exc})"
                 log.warning("%s: %s", db.path, vectors.last_write_error)
     return out
+
+
+def _scan(vectors: Vectors, engine: str, queries: np.ndarray, face_ids: np.ndarray, k: int):
+    """(similarities, ids) of the best ``k`` of ``face_ids`` for each query, by exact dot products."""
+
+    ids, vecs = vectors.stored_embeddings(engine, np.asarray(face_ids, dtype=np.int64))
+    n = min(k, len(ids))
+    if n == 0:
+        return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
+    sims = queries @ vecs.T
+    order = np.argsort(-sims, axis=1, kind="stable")[:, :n]
+    return np.take_along_axis(sims, order, axis=1), ids[order]

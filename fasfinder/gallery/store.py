@@ -42,6 +42,7 @@ from .decisions import Decisions
 from .history import QueryHistory
 from .index import EXACT_MAX
 from .records import GalleryRecord, Records
+from .cases import cases, check_case_ids, face_ids_in_cases
 from .search import SearchHit, search
 from .stamp import current_user, now_iso
 from .trash import Trash
@@ -322,17 +323,32 @@ class Gallery:
 
         return self._vectors.verify_index(engine)
 
-    def search(self, engine: str, vectors: np.ndarray, k: int = 5, *, audit: bool | None = None) -> list[list[SearchHit]]:
+    def search(self, engine: str, vectors: np.ndarray, k: int = 5, *, audit: bool | None = None,
+               case_ids: list[str] | None = None) -> list[list[SearchHit]]:
         """Top-``k`` hits for each query vector (rows L2-normalised).
 
         Thread-safe and safe against other processes changing the gallery: the index is re-synced
         when SQLite's generation moved, and every hit is looked up in SQLite in the same locked
         section (a face deleted meanwhile is dropped, never returned). ``audit``: write an audit
-        row (None: the gallery's ``audit_searches``).
+        row (None: the gallery's ``audit_searches``). ``case_ids``: only the faces of persons in these
+        cases (an exact scan of their vectors, cases.py).
         """
 
         write_audit = self.audit_searches if audit is None else audit
-        return search(self._vectors, self._audit_log if write_audit else None, engine, vectors, k)
+        face_ids = None
+        if case_ids:
+            face_ids = face_ids_in_cases(self._db, engine, check_case_ids(case_ids))
+        return search(self._vectors, self._audit_log if write_audit else None, engine, vectors, k, face_ids)
+
+    def cases(self) -> list[dict]:
+        """Every case id with its persons and photo / face counts (cases.py)."""
+
+        return cases(self._db)
+
+    def rejected_for_photo(self, query_sha256: str | None) -> dict[int, set[int]]:
+        """Face index -> persons rejected for that face of this photo in its recorded queries (decisions.py)."""
+
+        return self._decisions.rejected_for_photo(query_sha256)
 
     # -- query history -------------------------------------------------------------------
     def record_query(self, *, query_path: str, query_sha256: str | None, engine: str, results: dict) -> int | None:

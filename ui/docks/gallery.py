@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (QDockWidget, QHBoxLayout, QHeaderView, QInputDial
                                QListView, QListWidget, QListWidgetItem, QProgressBar, QPushButton, QTreeWidget,
                                QTreeWidgetItem, QVBoxLayout, QWidget)
 
+from ..case_filter import CaseFilter
 from ..filedialogs import choose_folder
 from ..import_dialog import ImportDialog
 from ..person_dialog import PersonDialog
@@ -40,6 +41,8 @@ class GalleryDock(QDockWidget):
         self.summary.setObjectName("dockHeader")
         self.summary.setWordWrap(True)
         lay.addWidget(self.summary)
+        self.case_filter = CaseFilter(session)
+        lay.addWidget(self.case_filter)
         self.search = QLineEdit()
         self.search.setPlaceholderText("Search name, case ID, notes\u2026")
         self.search.setClearButtonEnabled(True)
@@ -122,6 +125,7 @@ class GalleryDock(QDockWidget):
     # -- listing -------------------------------------------------------------------------------
     def refresh(self) -> None:
         self.session.call("persons", on_result=self._populate)
+        self.case_filter.refresh()
 
     def _populate(self, records) -> None:
         self.records = records

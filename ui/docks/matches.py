@@ -10,7 +10,7 @@ from PySide6.QtWidgets import (QDockWidget, QGridLayout, QLabel, QListWidget, QL
 
 from fasfinder.results import Match, overlay
 
-from ..qtutil import ImageLabel, error_text, face_window, is_unavailable, plain, plain_tip, to_pixmap
+from ..qtutil import ImageLabel, error_text, face_window, fit_to_screen, is_unavailable, plain, plain_tip, to_pixmap
 
 ROLE_MATCH = Qt.ItemDataRole.UserRole + 1
 
@@ -85,6 +85,8 @@ class MatchesDock(QDockWidget):
         self.list.setSpacing(1)
         self.list.setObjectName("matchList")
         self.list.currentItemChanged.connect(self._on_current)
+        self.list.itemDoubleClicked.connect(self.open_comparison)
+        self.comparison = None
         lay.addWidget(self.list, 5)
         self.photos_caption = QLabel("")
         self.photos_caption.setObjectName("caption")
@@ -156,6 +158,12 @@ class MatchesDock(QDockWidget):
             item.setData(ROLE_MATCH, m)
             item.setToolTip(plain_tip(f"{m.label}\n{m.image}\nface id {m.face_id}\n\n{CONFIDENCE_TIP}"))
             self.list.addItem(item)
+        for r in fr.rejected:  # rejected for this photo before: listed last, greyed, never selectable
+            item = QListWidgetItem(f"Rejected before: {r['label']}  sim {r['similarity']:.3f}")
+            item.setFlags(Qt.ItemFlag.NoItemFlags)
+            item.setToolTip(plain_tip(f"{r['label']} was rejected for this face of this photo in an earlier "
+                                      "search; it is not proposed again"))
+            self.list.addItem(item)
         gen = self._gen
         ids = [m.face_id for m in shown]
         self.session.call("face_crops", ids, on_result=lambda crops, gen=gen, ids=ids: self._set_thumbs(gen, ids, crops))
@@ -206,6 +214,19 @@ class MatchesDock(QDockWidget):
             fid = item.data(ROLE_MATCH).face_id
             if fid in self._crops:
                 item.setIcon(QIcon(to_pixmap(self._crops[fid], 96)))
+
+    def open_comparison(self, item=None) -> None:
+        """The large side-by-side window of the query face and this candidate (ui/comparison.py)."""
+
+        from ..comparison import ComparisonWindow
+
+        m = item.data(ROLE_MATCH) if item is not None else self.session.match
+        if m is None or self.session.result is None or self.session.face is None:
+            return
+        self.comparison = ComparisonWindow(self.session, self.session.result, self.session.face, m, self)
+        fit_to_screen(self.comparison, 1280, 800)  # large, but never larger than the screen (150 % scaling)
+        self.comparison.move(self.screen().availableGeometry().topLeft())
+        self.comparison.show()
 
     def _on_photo(self, item) -> None:
         if item is not None:
