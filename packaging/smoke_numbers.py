@@ -17,6 +17,7 @@ every image and engine, and liveness scores within 1e-4.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import sqlite3
@@ -49,7 +50,7 @@ def image_key(path: str) -> str:
     return f"{p.parent.name}/{p.name}"
 
 
-def stored_embeddings(db: Path, engine: str) -> dict[str, list[float]]:
+def stored_embeddings(db: Path, engine: str) -> dict[str, np.ndarray]:
     """{label/file: embedding} that `enroll` stored (one face per image: the largest)."""
 
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
@@ -59,8 +60,20 @@ def stored_embeddings(db: Path, engine: str) -> dict[str, list[float]]:
                             (engine,)).fetchall()
     finally:
         conn.close()
-    # 9 significant digits hold a float32 exactly
-    return {image_key(path): [float(f"{x:.9g}") for x in np.frombuffer(vec, dtype=np.float32)] for path, vec in rows}
+    return {image_key(path): np.frombuffer(vec, dtype=np.float32) for path, vec in rows}
+
+
+def encode(vec: np.ndarray) -> str:
+    """A reference vector as base64: float32 up to 512 dimensions, float16 above (cam-vector's 16,384: the
+    float16 rounding moves a cosine by about 1e-7, far below the 1e-5 checked, and keeps the file small)."""
+
+    dtype = "<f4" if vec.size <= 512 else "<f2"
+    return base64.b64encode(np.asarray(vec, dtype=dtype).tobytes()).decode("ascii")
+
+
+def decode(text: str, dim: int) -> np.ndarray:
+    raw = base64.b64decode(text)
+    return np.frombuffer(raw, dtype="<f4" if len(raw) == 4 * dim else "<f2").astype(np.float64)
 
 
 def liveness_scores(json_lines: list[dict]) -> dict[str, list[float]]:
@@ -99,10 +112,10 @@ def compare(reference: dict, got: dict) -> list[tuple[str, bool, str]]:
         if engine in got["errors"] or engine not in got["engines"]:
             checks.append((name, False, got["errors"].get(engine, "no embeddings")))
             continue
-        emb = got["engines"][engine]
+        emb = {k: np.asarray(v, dtype=np.float64) for k, v in got["engines"][engine].items()}
         missing = sorted(set(ref) - set(emb))
-        cos = {k: float(np.dot(ref[k], emb[k]) / (np.linalg.norm(ref[k]) * np.linalg.norm(emb[k])))
-               for k in ref if k in emb}
+        ref_vecs = {k: decode(ref[k], len(emb[k])) for k in ref if k in emb}
+        cos = {k: float(np.dot(r, emb[k]) / (np.linalg.norm(r) * np.linalg.norm(emb[k]))) for k, r in ref_vecs.items()}
         worst = min(cos, key=cos.get) if cos else None
         ok = bool(cos) and not missing and all(1.0 - c <= COSINE_TOL for c in cos.values())
         detail = (f"{len(cos)} images, min cosine {cos[worst]:.9f} ({worst})" if worst else "nothing compared") + (
@@ -146,7 +159,9 @@ def main() -> int:
 
     ref = {"made_with": {"command": "python packaging/smoke_numbers.py", "python": sys.version.split()[0],
                          "torch": torch.__version__, "date": time.strftime("%Y-%m-%d")},
-           "models_digest": models_digest(REPO / "models"), "engines": got["engines"], "liveness": got["liveness"]}
+           "models_digest": models_digest(REPO / "models"),
+           "engines": {e: {k: encode(v) for k, v in emb.items()} for e, emb in got["engines"].items()},
+           "liveness": got["liveness"]}
     REFERENCE.write_text(json.dumps(ref, indent=None, separators=(",", ":")) + "\n", encoding="utf-8")
     print(f"wrote {REFERENCE} ({REFERENCE.stat().st_size} bytes): {len(engines)} engines, "
           f"{len(next(iter(got['engines'].values())))} images, {len(got['liveness'])} liveness queries, "
