@@ -5,16 +5,24 @@
 #   bash packaging/build.sh --bundle   # bundle only
 #   bash packaging/build.sh --deb      # .deb from an existing dist/fasfinder/
 #
-# The first run creates packaging/.build-venv from requirements.txt + packaging/requirements-build.txt
-# (needs the package index); later runs are offline. Environment: PYTHON (interpreter for the build venv,
-# default python3.11 or python3), DEB_COMPRESS (xz | zstd | gzip | none, default zstd), DEB_LEVEL.
-# Run it under `nice -n 10` on a shared machine. See packaging/README.md.
+# FLAVOUR=cpu (default): the CPU-only installer, build venv packaging/.build-venv-slim from
+# packaging/requirements-slim.txt (torch==2.13.0+cpu, no torchvision) + packaging/requirements-build.txt.
+# FLAVOUR=cuda: the earlier bundle with PyPI's CUDA torch, build venv packaging/.build-venv from requirements.txt.
+# The first run creates the build venv (needs the package index, or the CPU wheel in pip's find-links);
+# later runs are offline. Environment: PYTHON (interpreter for the build venv, default python3.11 or
+# python3), DIST (output folder, default dist), DEB_COMPRESS (xz | zstd | gzip | none, default zstd),
+# DEB_LEVEL. Run it under `nice -n 10` on a shared machine. See packaging/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-VENV=packaging/.build-venv
-DIST=dist
-WORK=build/pyinstaller
+FLAVOUR=${FLAVOUR:-cpu}
+case "$FLAVOUR" in
+  cpu) VENV=packaging/.build-venv-slim REQS=packaging/requirements-slim.txt ;;
+  cuda) VENV=packaging/.build-venv REQS=requirements.txt ;;
+  *) echo "FLAVOUR must be cpu or cuda" >&2; exit 2 ;;
+esac
+DIST=${DIST:-dist}
+WORK=build/pyinstaller-$FLAVOUR
 APP=fasfinder
 VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -1)
 DEB_COMPRESS=${DEB_COMPRESS:-zstd}
@@ -34,7 +42,7 @@ t_start=$SECONDS
 # --- build venv (online once, then offline) ---------------------------------------------------------
 venv_ready() {
   local want
-  want=$(cat requirements.txt packaging/requirements-build.txt | sha256sum | cut -d' ' -f1)
+  want=$(cat "$REQS" packaging/requirements-build.txt | sha256sum | cut -d' ' -f1)
   [ -x "$VENV/bin/pyinstaller" ] && [ "$(cat "$VENV/.requirements.sha256" 2>/dev/null)" = "$want" ]
 }
 if [ $do_bundle = 1 ] && ! venv_ready; then
@@ -42,16 +50,25 @@ if [ $do_bundle = 1 ] && ! venv_ready; then
   say "creating $VENV with $PY (needs the package index; later builds are offline)"
   [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q --upgrade "pip<27"
-  "$VENV/bin/python" -m pip install -q -r requirements.txt -r packaging/requirements-build.txt
-  cat requirements.txt packaging/requirements-build.txt | sha256sum | cut -d' ' -f1 > "$VENV/.requirements.sha256"
+  "$VENV/bin/python" -m pip install -q -r "$REQS" -r packaging/requirements-build.txt
+  cat "$REQS" packaging/requirements-build.txt | sha256sum | cut -d' ' -f1 > "$VENV/.requirements.sha256"
 fi
 
 # --- bundle -----------------------------------------------------------------------------------------
 if [ $do_bundle = 1 ]; then
-  say "PyInstaller $("$VENV/bin/pyinstaller" --version): $WORK -> $DIST/$APP"
+  say "PyInstaller $("$VENV/bin/pyinstaller" --version), $FLAVOUR build ($REQS): $WORK -> $DIST/$APP"
   t0=$SECONDS
   "$VENV/bin/pyinstaller" --noconfirm --clean --log-level WARN --distpath "$DIST" --workpath "$WORK" \
     packaging/fasfinder.spec
+  # Symbol tables (.symtab/.strtab: names for debuggers and crash traces, never read when the library is
+  # loaded) of the shared libraries that ship them: 128 MB measured in the CPU bundle, 89 MB of it
+  # libtorch_cpu.so and 9 MB libtorch_python.so. strip --strip-unneeded keeps the dynamic symbol table
+  # the loader needs (what Debian's dh_strip does).
+  before_strip=$(du -sb "$DIST/$APP" | cut -f1)
+  find "$DIST/$APP/_internal" -type f -name '*.so*' -print0 | while IFS= read -r -d '' so; do
+    if readelf -S "$so" 2>/dev/null | grep -q ' \.symtab '; then strip --strip-unneeded "$so"; fi
+  done
+  say "stripped symbol tables: $(( (before_strip - $(du -sb "$DIST/$APP" | cut -f1)) / 1048576 )) MB"
   t_bundle=$((SECONDS - t0))
   say "bundle built in ${t_bundle} s"
 fi
@@ -60,8 +77,7 @@ B=$DIST/$APP
 
 # What the spec must have put in; fail here rather than on a user's machine.
 missing=0
-for f in _internal/torchvision/_C_stable.so _internal/torchvision/image_stable.so \
-         _internal/PySide6/Qt/plugins/platforms/libqxcb.so _internal/PySide6/Qt/plugins/platforms/libqoffscreen.so \
+for f in _internal/PySide6/Qt/plugins/platforms/libqxcb.so _internal/PySide6/Qt/plugins/platforms/libqoffscreen.so \
          _internal/PySide6/Qt/plugins/iconengines/libqsvgicon.so _internal/PySide6/Qt/plugins/imageformats/libqsvg.so \
          _internal/models/dlib-models.card.json _internal/resources/style.qss _internal/resources/icons/app.svg \
          _internal/licenses/NOTICE.txt _internal/skimage/data/astronaut.png; do
@@ -74,6 +90,12 @@ for pt in models/*.pt; do
   [ -e "$pt" ] || continue
   [ -f "$B/_internal/models/$(basename "$pt")" ] || { say "MISSING in bundle: $pt"; missing=1; }
 done
+if [ "$FLAVOUR" = cpu ]; then  # the point of the CPU build: no CUDA code and no torchvision at all
+  cuda_files=$(find "$B" \( -name 'libtorch_cuda*' -o -name 'libcudart*' -o -name 'libcublas*' -o -name 'libcudnn*' \
+                  -o -name 'libcufft*' -o -name 'libcurand*' -o -name 'libcusparse*' -o -name 'libnccl*' -o -name 'libnvrtc*' \
+                  -o -name 'libnvJitLink*' -o -path '*/nvidia/*' -o -path '*/torchvision*' \) -print | head -5)
+  [ -z "$cuda_files" ] || { say "CUDA or torchvision files in the CPU bundle: $cuda_files"; missing=1; }
+fi
 [ $missing = 0 ] || exit 1
 
 # --- Debian package ---------------------------------------------------------------------------------
@@ -154,8 +176,9 @@ echo "== FASFinder build summary =="
 [ -n "${t_bundle:-}" ] && echo "bundle time:   ${t_bundle} s"
 [ -n "${t_deb:-}" ] && echo "deb time:      ${t_deb} s"
 echo "total time:    $((SECONDS - t_start)) s"
-echo "bundle:        $B  $(size "$B") ($(find "$B" -type f | wc -l) files)"
-[ -n "$DEB" ] && echo "deb:           $DEB  $(du -h --apparent-size "$DEB" | cut -f1) (${DEB_COMPRESS})"
+echo "flavour:       $FLAVOUR ($REQS)"
+echo "bundle:        $B  $(size "$B") ($(du -sb "$B" | cut -f1) bytes, $(find "$B" -type f | wc -l) files)"
+[ -n "$DEB" ] && echo "deb:           $DEB  $(du -h --apparent-size "$DEB" | cut -f1) ($(stat -c %s "$DEB") bytes, ${DEB_COMPRESS}); Installed-Size ${installed_kb} KiB"
 echo "largest folders in the bundle (du --apparent-size, top level of _internal):"
 du -s --apparent-size -B1M "$B"/_internal/* | sort -rn | head -12 | awk '{printf "  %6d MB  %s\n", $1, $2}'
 echo "largest files:"

@@ -12,7 +12,11 @@ one-folder bundle directly. Then, with user data, config and cache in a temporar
   3. `fasfinder search QUERIES --json`: the astronaut again and a second LFW photo of each person;
      checks exit codes, the JSON shape and that each query's top match is the right person
   4. `fasfinder liveness astronaut.png --json` (the bundled FAS model)
-  5. the desktop app offscreen: `fasfinder --screenshot app.png --db GALLERY --query astronaut.png`
+  5. numbers (smoke_numbers.py): `enroll --engine E` for every engine of the reference, whose embeddings
+     must match packaging/smoke_reference.json (made in the development environment) to a cosine of
+     1 - 1e-5, and `liveness --json` scores within 1e-4; every engine that `engines --json` lists must
+     be in the reference (so every engine is shown to load and embed in the bundle)
+  6. the desktop app offscreen: `fasfinder --screenshot app.png --db GALLERY --query astronaut.png`
      (the query runs in the spawned helper process), and with xvfb-run on the xcb platform plugin
      when xvfb-run exists; checks the PNGs.
 Prints one line per check and a summary; exit status 0 only when every check passed.
@@ -70,6 +74,17 @@ def non_trivial_png(path: Path) -> tuple[bool, str]:
         colours = -1
     ok = wh[0] >= 800 and wh[1] >= 500 and path.stat().st_size > 20_000 and (colours < 0 or colours > 50)
     return ok, f"{wh[0]}x{wh[1]} px, {path.stat().st_size} bytes, {colours} colours"
+
+
+def scratch_env(tmp: Path) -> dict:
+    """Environment for running the app with HOME, settings, gallery and caches under ``tmp``, offscreen."""
+
+    home = tmp / "home"
+    (tmp / "run").mkdir(mode=0o700, exist_ok=True)
+    return {"PATH": "/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8", "QT_QPA_PLATFORM": "offscreen",
+            "FASFINDER_CONFIG_DIR": str(home / "config"), "FASFINDER_DATA_DIR": str(home / "data"),
+            "FASFINDER_CACHE_DIR": str(home / "cache"), "TORCH_HOME": str(home / "torch"),
+            "XDG_RUNTIME_DIR": str(tmp / "run")}
 
 
 def offline_prefix() -> list[str]:
@@ -144,6 +159,8 @@ def main() -> int:
     g.add_argument("--deb", type=Path, help="the .deb to unpack and test (default: newest dist/fasfinder_*.deb)")
     g.add_argument("--bundle", type=Path, help="a one-folder bundle to run directly (e.g. dist/fasfinder)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    ap.add_argument("--reference", type=Path, default=REPO / "packaging" / "smoke_reference.json",
+                    help="numbers of the development build (packaging/smoke_numbers.py writes it)")
     args = ap.parse_args()
 
     t_start = time.perf_counter()
@@ -166,12 +183,8 @@ def main() -> int:
         if not check("executable present", exe.is_file() and os.access(exe, os.X_OK), str(exe)):
             return summary(t_start, tmp, args.keep)
 
-        home = tmp / "home"
-        env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8", "QT_QPA_PLATFORM": "offscreen",
-               "FASFINDER_CONFIG_DIR": str(home / "config"), "FASFINDER_DATA_DIR": str(home / "data"),
-               "FASFINDER_CACHE_DIR": str(home / "cache"), "TORCH_HOME": str(home / "torch"),
-               "XDG_RUNTIME_DIR": str(tmp / "run")}
-        (tmp / "run").mkdir(mode=0o700)
+        env = scratch_env(tmp)
+        home = Path(env["HOME"])
         prefix = offline_prefix()
         check("network cut off for the app (unshare -rn)", bool(prefix),
               "no network namespace: the run is NOT proven offline" if not prefix else "")
@@ -180,6 +193,7 @@ def main() -> int:
         rows = json_lines(out)
         check("engines --json", code == 0 and bool(rows), f"exit {code}, {len(rows or [])} lines, {dt:.1f} s"
               + ("" if code == 0 else f"\n{err[-3000:]}"))
+        listed = {r.get("name"): r.get("error") for r in rows or []}
 
         gallery, queries = make_gallery(tmp)
         db = tmp / "cases.db"
@@ -218,6 +232,8 @@ def main() -> int:
         check("liveness --json (bundled FAS model)", bool(live_ok), f"exit {code}, {dt:.1f} s"
               + ("" if code == 0 else f"\n{err[-3000:]}"))
 
+        check_numbers(args.reference, app_dir, exe, env, gallery, queries, listed, tmp, prefix)
+
         shot = tmp / "app-offscreen.png"
         cmd = [str(exe), "--screenshot", str(shot), "--db", str(db), "--query", str(queries[0][0])]
         code, out, err, dt = run(cmd, env, 600, prefix)
@@ -248,6 +264,39 @@ def main() -> int:
         traceback.print_exc()
         check("smoke test ran to the end", False)
         return summary(t_start, tmp, args.keep)
+
+
+def check_numbers(reference_path: Path, app_dir: Path, exe: Path, env: dict, gallery: Path,
+                  queries: list[tuple[Path, str]], listed: dict, tmp: Path, prefix: list[str]) -> None:
+    """Embeddings of every engine and liveness scores against the development build's (smoke_numbers.py)."""
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import smoke_numbers
+
+    if not check("numbers: reference present", reference_path.is_file(),
+                 f"{reference_path} (made by `.venv/bin/python packaging/smoke_numbers.py`)"):
+        return
+    reference = json.loads(reference_path.read_text(encoding="utf-8"))
+    digest = smoke_numbers.models_digest(app_dir / "_internal" / "models")
+    if not check("numbers: reference made with the bundled model files", digest == reference["models_digest"],
+                 f"made with torch {reference['made_with']['torch']} on {reference['made_with']['date']}"
+                 + ("" if digest == reference["models_digest"] else
+                    "; STALE: the models changed, run packaging/smoke_numbers.py in the development venv")):
+        return
+    check("numbers: every engine that `engines --json` lists loads without error and is in the reference",
+          bool(listed) and all(e is None for e in listed.values()) and set(listed) == set(reference["engines"]),
+          f"listed {sorted(listed)}, errors {[n for n, e in listed.items() if e]}, "
+          f"not in the reference {sorted(set(listed) - set(reference['engines']))}")
+    present = {smoke_numbers.image_key(str(p)) for p in gallery.rglob("*") if p.is_file()}
+    names = {q.name for q, _ in queries}
+    wanted = {"engines": {e: {k: v for k, v in ref.items() if k in present} for e, ref in reference["engines"].items()},
+              "liveness": {k: v for k, v in reference["liveness"].items() if k in names}}
+    t0 = time.perf_counter()
+    got = smoke_numbers.measure([str(exe)], env, gallery, [q for q, _ in queries], list(reference["engines"]), tmp,
+                                prefix)
+    for name, ok, detail in smoke_numbers.compare(wanted, got):
+        check(name, ok, detail)
+    print(f"    numbers measured in {time.perf_counter() - t0:.0f} s", flush=True)
 
 
 def summary(t_start: float, tmp: Path, keep: bool) -> int:

@@ -86,7 +86,7 @@ def test_predict_astronaut(model, astronaut_face):
         assert 0.0 <= v.score <= 1.0
         assert v.model == model.name
         d = v.to_dict()
-        assert set(d) == {"label", "score"} and d["score"] == round(v.score, 4)
+        assert set(d) == {"label", "score"} and d["score"] == round(v.score, 6)
     assert model.predict(rgb, []) == []
 
 

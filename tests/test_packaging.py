@@ -62,3 +62,21 @@ def test_built_wheel_installs_and_runs_outside_the_source_tree(tmp_path):
                                                                 "import fasfinder.modelfiles as m; print(m.models_dir())")],
                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert origin.stdout.strip() == str(site / "fasfinder" / "models"), origin.stdout + origin.stderr
+
+
+def _pins(path) -> dict[str, str]:
+    pins = {}
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line and not line.startswith("-"):
+            name = line.split("[")[0].split("=")[0].split("<")[0].split(">")[0].strip().lower().replace("_", "-")
+            pins[name] = line
+    return pins
+
+
+def test_slim_requirements_pin_what_the_development_environment_pins():
+    dev, slim = _pins(REPO / "requirements.txt"), _pins(REPO / "packaging" / "requirements-slim.txt")
+    assert slim.pop("torch").endswith("+cpu"), "the slim bundle's torch must be a CPU build"
+    assert "torchvision" not in slim and "grad-cam" not in slim  # neither is needed at run time (tv_arch, gradcam)
+    dev.pop("torch"), dev.pop("torchvision")
+    assert slim == dev, "packaging/requirements-slim.txt and requirements.txt disagree beyond torch/torchvision"

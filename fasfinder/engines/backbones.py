@@ -1,5 +1,9 @@
 """Embedding networks on torchvision backbones, RGB (``base``) or RGB+H (``heatmap``).
 
+The run time builds the backbones from :mod:`.tv_arch` (torchvision's architectures, same state-dict
+keys, without importing torchvision: the CPU-only installer ships no torchvision); training builds
+them with torchvision itself (``trunk_from="torchvision"``), keeping torchvision's initialisation.
+
 No pretrained weights are used (none exist on this machine): every network is built with
 ``weights=None``. The ``heatmap`` variant widens the first convolution to 4 input channels; the
 RGB filters are kept and the 4th channel's filter is initialised from their mean, so at the start
@@ -48,30 +52,45 @@ def widen_first_conv(conv, in_channels: int = 4):
     return new
 
 
-def _trunk(backbone: str, in_channels: int):
-    """(feature extractor returning N x C x h x w, C) for a torchvision backbone."""
+TRUNK_SOURCES = ("own", "torchvision")
 
-    torch = _torch()
-    nn = torch.nn
-    import torchvision.models as tvm
+
+def _trunk_modules(backbone: str, trunk_from: str):
+    """The backbone's feature modules: ``own`` (:mod:`.tv_arch`) or ``torchvision``'s full network."""
+
+    if trunk_from not in TRUNK_SOURCES:
+        raise ValueError(f"unknown trunk source {trunk_from!r} (one of {', '.join(TRUNK_SOURCES)})")
+    if backbone not in BACKBONES:
+        raise ValueError(f"unknown backbone {backbone!r} (one of {', '.join(BACKBONES)})")
+    if trunk_from == "torchvision":
+        import torchvision.models as tvm
+
+        if backbone == "shufflenet":
+            return tvm.shufflenet_v2_x1_0(weights=None)
+        if backbone == "mobilenet":
+            return tvm.mobilenet_v3_large(weights=None).features
+        return tvm.efficientnet_b0(weights=None).features
+    from . import tv_arch
 
     if backbone == "shufflenet":
-        m = tvm.shufflenet_v2_x1_0(weights=None)
+        return tv_arch.shufflenet_v2_x1_0()
+    if backbone == "mobilenet":
+        return tv_arch.mobilenet_v3_large_features()
+    return tv_arch.efficientnet_b0_features()
+
+
+def _trunk(backbone: str, in_channels: int, trunk_from: str = "own"):
+    """(feature extractor returning N x C x h x w, C) for a torchvision backbone."""
+
+    nn = _torch().nn
+    m = _trunk_modules(backbone, trunk_from)
+    if backbone == "shufflenet":
         if in_channels != 3:
             m.conv1[0] = widen_first_conv(m.conv1[0], in_channels)
-        trunk = nn.Sequential(m.conv1, m.maxpool, m.stage2, m.stage3, m.stage4, m.conv5)
-        return trunk, 1024
-    if backbone == "mobilenet":
-        m = tvm.mobilenet_v3_large(weights=None)
-        if in_channels != 3:
-            m.features[0][0] = widen_first_conv(m.features[0][0], in_channels)
-        return m.features, 960
-    if backbone == "efficientnet":
-        m = tvm.efficientnet_b0(weights=None)
-        if in_channels != 3:
-            m.features[0][0] = widen_first_conv(m.features[0][0], in_channels)
-        return m.features, 1280
-    raise ValueError(f"unknown backbone {backbone!r} (one of {', '.join(BACKBONES)})")
+        return nn.Sequential(m.conv1, m.maxpool, m.stage2, m.stage3, m.stage4, m.conv5), 1024
+    if in_channels != 3:
+        m[0][0] = widen_first_conv(m[0][0], in_channels)
+    return m, (960 if backbone == "mobilenet" else 1280)
 
 
 def first_conv(net):
@@ -81,8 +100,9 @@ def first_conv(net):
     raise ValueError("no convolution")
 
 
-def build_net(backbone: str, variant: str, embed_dim: int = EMBED_DIM):
-    """An :class:`EmbeddingNet`: image (+ heatmap) -> ``embed_dim`` (not normalised)."""
+def build_net(backbone: str, variant: str, embed_dim: int = EMBED_DIM, trunk_from: str = "own"):
+    """An :class:`EmbeddingNet`: image (+ heatmap) -> ``embed_dim`` (not normalised). ``trunk_from``:
+    ``own`` (run time, no torchvision) or ``torchvision`` (training); the two have the same state dict."""
 
     torch = _torch()
     nn = torch.nn
@@ -94,7 +114,7 @@ def build_net(backbone: str, variant: str, embed_dim: int = EMBED_DIM):
         def __init__(self):
             super().__init__()
             self.in_channels = in_ch
-            self.trunk, c = _trunk(backbone, in_ch)
+            self.trunk, c = _trunk(backbone, in_ch, trunk_from)
             self.drop = nn.Dropout(0.2)
             self.fc = nn.Linear(c, embed_dim)
             self.bn = nn.BatchNorm1d(embed_dim)

@@ -14,4 +14,5 @@ class Liveness:
     model: str  # model card name
 
     def to_dict(self) -> dict:
-        return {"label": self.label, "score": round(float(self.score), 4)}
+        # 6 decimals: the installer's smoke test compares these scores with the development build's to 1e-4
+        return {"label": self.label, "score": round(float(self.score), 6)}

@@ -180,7 +180,7 @@ def train_online(cfg: OnlineConfig, data: dict, run_dir: Path, log=print) -> dic
     mu = torch.from_numpy(data["mu"]).to(dev)
     teacher = data["teacher"]
     tr = data["tr"]
-    net = build_net(cfg.backbone, cfg.variant).to(dev).to(memory_format=torch.channels_last)
+    net = build_net(cfg.backbone, cfg.variant, trunk_from="torchvision").to(dev).to(memory_format=torch.channels_last)
     head = ArcFace(128, len(data["identities"]), cfg.arc_scale, cfg.arc_margin).to(dev)
     opt = torch.optim.AdamW(list(net.parameters()) + list(head.parameters()), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = len(tr) // cfg.batch

@@ -102,7 +102,7 @@ def train(cfg: TrainConfig, cache_path: Path, run_dir: Path, log=print) -> dict:
         teacher, teacher_m = centred(teacher), centred(teacher_m)
 
     torch.manual_seed(cfg.seed)
-    net = build_net(cfg.backbone, cfg.variant)
+    net = build_net(cfg.backbone, cfg.variant, trunk_from="torchvision")
     head = ArcFace(128, n_classes, cfg.arc_scale, cfg.arc_margin)
     dev = torch.device(cfg.device)
     net.to(dev)
