@@ -308,8 +308,9 @@ class FasFinder(EnrollPipeline, ExplainOperations, GalleryOperations, ServerOper
                    case_id: str | None = None, metadata: dict | None = None) -> EnrollResult:
         """Enroll one photo (its first face, or every face with ``enroll_all_faces``); never raises for a bad input."""
 
-        return next(self._enroll_batches([Path(path)], label=label, label_from=label_from, case_id=case_id,
-                                         metadata=metadata))[0]
+        (batch,) = self._enroll_batches([Path(path)], label=label, label_from=label_from, case_id=case_id,
+                                        metadata=metadata)
+        return batch[0]
 
     def iter_enroll(self, paths: Iterable[str | os.PathLike], *, label: str | None = None,
                     label_from: str = "parent", case_id: str | None = None, metadata: dict | None = None,
