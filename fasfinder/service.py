@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 from .engines import DEFAULT_ENGINE, describe, engine_names, get_engine
-from .errors import BadArgument, FasFinderError, GalleryError, InternalError, LivenessUnavailable, ModelError, NoFace, check_label
+from .errors import BadArgument, FasFinderError, InternalError, ModelError, NoFace
 from .faces import DetectorSettings, Face, FaceAnalyzer, too_small_for_detection
 from .gallery import Gallery
 from .identify import IdentModel, person_matches
@@ -36,6 +36,7 @@ from .perturb import SWEEPS
 from .quality import face_quality
 from .regions import REGION_NAMES  # the 10 landmark regions of every region-importance dict, in display order
 from .results import EngineInfo, EnrollResult, FaceResult, Match, QueryResult, ServiceInfo
+from .service_enroll import EnrollPipeline, _internal, label_for
 from .service_explain import ExplainOperations
 from .service_gallery import GalleryOperations
 from .service_server import ServerOperations
@@ -50,14 +51,6 @@ THUMB_SIDE = 96
 
 __all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "CancelToken", "FasFinder", "OPERATIONS", "Progress", "REGION_NAMES", "SEVERITY_SWEEPS",
            "expand_inputs", "label_for"]
-
-
-def label_for(path: Path, label_from: str) -> str:
-    if label_from == "stem":
-        return path.stem
-    if label_from == "parent":
-        return path.parent.name or path.stem
-    raise GalleryError(f"unknown label source {label_from!r} (use 'parent' or 'stem')", code="bad_argument")
 
 
 #: The environment variable holding the gallery key (see :class:`FasFinder`).
@@ -87,7 +80,7 @@ class RecentQueries:
             return item
 
 
-class FasFinder(ExplainOperations, GalleryOperations, ServerOperations, VideoOperations):
+class FasFinder(EnrollPipeline, ExplainOperations, GalleryOperations, ServerOperations, VideoOperations):
     """Service facade. Thread-safe: the GUI calls it from worker threads."""
 
     def __init__(self, gallery: str | os.PathLike | None = None, *, settings: Settings | None = None,
@@ -325,66 +318,26 @@ class FasFinder(ExplainOperations, GalleryOperations, ServerOperations, VideoOpe
                    case_id: str | None = None, metadata: dict | None = None) -> EnrollResult:
         """Enroll one photo (its first face, or every face with ``enroll_all_faces``); never raises for a bad input."""
 
-        p = Path(path)
-        res = EnrollResult(path=str(p), label=None, record_id=None, faces=0)
-        try:
-            res.label = check_label(label or label_for(p, label_from))
-            if self.settings.refuse_spoof and self.liveness_model() is None:
-                raise LivenessUnavailable(f"{p}: refusing spoofs is on but the liveness check is unavailable "
-                                          f"({self.liveness_unavailable}); nothing enrolled")
-            image = self.load(p)
-            existing = self.gallery.has_image(image.sha256)
-            if existing is not None:
-                res.record_id = existing
-                raise GalleryError(f"{p}: already enrolled (same content) as record {existing}", code="duplicate")
-            faces = self.detect(image)
-            res.faces = len(faces)
-            if not faces:
-                raise NoFace(f"{p}: {_no_face_reason(image)}")
-            chosen = faces if self.settings.enroll_all_faces else faces[:1]
-            live = None
-            model = self.liveness_model()
-            if model is not None:
-                verdicts = model.predict(image.pixels, chosen)
-                live = [v.to_dict() for v in verdicts]
-                res.liveness = live
-                if self.settings.refuse_spoof and any(v.label == "spoof" for v in verdicts):
-                    raise FasFinderError(f"{p}: the face looks like a photo of a photo or screen (liveness "
-                                         f"{verdicts[0].score:.2f}); enrollment of spoofed photos is switched off",
-                                         code="spoof_rejected")
-                unsure = [i for i, v in enumerate(verdicts) if v.label == "uncertain"]
-                if unsure:  # enrolled, but a person should look at it
-                    res.review = (f"liveness uncertain for face {', '.join(str(i + 1) for i in unsure)} "
-                                  f"(score {verdicts[unsure[0]].score:.2f}): check that it is not a photo of a photo or screen")
-            emb = self.embed(image, chosen)
-            res.record_id = self.gallery.add_image(
-                label=res.label, path=str(p.resolve()), sha256=image.sha256, width=image.width, height=image.height,
-                rgb=image.pixels, faces=chosen, embeddings={self.settings.engine: emb}, case_id=case_id,
-                metadata=metadata, liveness=live,
-                provenance={"source": str(p.resolve()), "detector": [f.detector for f in chosen],
-                            "faces_found": len(faces), "engine": self.settings.engine, "flip": self.settings.flip},
-            )
-        except FasFinderError as exc:
-            res.error = exc.to_dict()
-        except Exception as exc:  # the per-input boundary: the next file is enrolled as if nothing happened
-            res.error = _internal(exc, str(p)).to_dict()
-        return res
+        (batch,) = self._enroll_batches([Path(path)], label=label, label_from=label_from, case_id=case_id,
+                                        metadata=metadata)
+        return batch[0]
 
     def iter_enroll(self, paths: Iterable[str | os.PathLike], *, label: str | None = None,
                     label_from: str = "parent", case_id: str | None = None, metadata: dict | None = None,
                     progress: Progress | None = None, cancel: CancelToken | None = None) -> Iterator[EnrollResult]:
-        """Enroll files and folders one image at a time (each committed atomically), yielding each result."""
+        """Enroll files and folders (each image committed atomically, in order), yielding each result."""
 
         files = expand_inputs(paths)
         total = len(files)
-        try:
-            for i, f in enumerate(files):
-                if cancel is not None and cancel.cancelled:
-                    break
-                res = self.enroll_one(f, label=label, label_from=label_from, case_id=case_id, metadata=metadata)
-                if progress:
-                    progress(i + 1, total, str(f))
-                yield res
+        done = 0
+        try:  # in batches (fasfinder.service_enroll): the networks see every face of a batch at once
+            for batch in self._enroll_batches(files, label=label, label_from=label_from, case_id=case_id,
+                                              metadata=metadata, cancel=cancel):
+                for res in batch:
+                    done += 1
+                    if progress:
+                        progress(done, total, res.path)
+                    yield res
         finally:
             if self._gallery is not None:
                 self.gallery.flush()
@@ -447,14 +400,6 @@ def _leave_out(hits, rejected_persons: set[int]):
 
 def _no_face_reason(image: LoadedImage) -> str:
     return too_small_for_detection(image.height, image.width) or "no face found"
-
-
-def _internal(exc: Exception, what: str) -> InternalError:
-    """An unexpected exception of one input as its typed error (logged with its traceback at debug level)."""
-
-    log.warning("%s: unexpected %s: %s (-v for the traceback)", what, type(exc).__name__, str(exc).strip()[:300])
-    log.debug("traceback of the failed input %s", what, exc_info=exc)
-    return InternalError.wrap(exc, what)
 
 
 #: The one explicit list of operations front ends may call (name -> Operation), forwarded by

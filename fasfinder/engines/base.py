@@ -49,6 +49,11 @@ class Engine(ABC):  # noqa: B024 - an interface whose subclasses implement embed
         plain, mirrored = self.embed_views(rgb, faces, mirror=flip)
         return combine_views(plain, mirrored) if flip else plain
 
+    def embed_faces_many(self, items: list[tuple[np.ndarray, list[Face]]], *, flip: bool = False) -> list[np.ndarray]:
+        """:meth:`embed_faces` of several (rgb, faces) images; engines that batch override it."""
+
+        return [self.embed_faces(rgb, faces, flip=flip) for rgb, faces in items]
+
     def card(self) -> dict:
         from ..modelfiles import load_card
 

@@ -429,6 +429,23 @@ class DlibTorchEngine(Engine):
         plain, mirrored = self.embed_views(rgb, faces, mirror=flip)
         return l2_normalise(plain + mirrored) if flip else plain
 
+    def embed_faces_many(self, items: list[tuple[np.ndarray, list[Face]]], *, flip: bool = False) -> list[np.ndarray]:
+        """:meth:`embed_faces` of several images with every chip (and mirror) in shared batches of
+        :attr:`batch_size`: about half the time per face of one small batch per image."""
+
+        chips = [face_chip(rgb, f) for rgb, faces in items for f in faces]
+        n = len(chips)
+        if not n:
+            return [np.zeros((0, self.dim), dtype=np.float32) for _ in items]
+        views = chips + ([np.ascontiguousarray(c[:, ::-1]) for c in chips] if flip else [])
+        emb = l2_normalise(self.descriptors_from_chips(views))
+        emb = l2_normalise(emb[:n] + emb[n:]) if flip else emb
+        out, i = [], 0
+        for _, faces in items:
+            out.append(emb[i : i + len(faces)])
+            i += len(faces)
+        return out
+
 
 def register_engines(register) -> None:
     register(

@@ -40,7 +40,7 @@ from .geometry import (
     window_resample,
 )
 from .model import LivenessModel
-from .registry import DEFAULT_MODEL, default_liveness_model, load_liveness_model
+from .registry import DEFAULT_MODEL, default_liveness_model, load_liveness_model, predict_many
 from .verdict import REAL, SPOOF, UNCERTAIN, Liveness
 
 #: Names served from :mod:`.networks` on first use (it imports torch).
@@ -61,6 +61,7 @@ __all__ = [
     "LivenessModel",
     "default_liveness_model",
     "load_liveness_model",
+    "predict_many",
     "DEFAULT_MODEL",
     "REAL",
     "SPOOF",

@@ -140,6 +140,19 @@ class CropPairModel:
         bgr = np.ascontiguousarray(rgb[..., ::-1])
         return self.verdicts(self.softmax_bgr(bgr, [face_box(f) for f in faces]), faces, rgb.shape[:2])
 
+    def predict_many(self, items: list) -> list[list]:
+        """:meth:`predict` for several (rgb, faces) images, all crops through the networks at once."""
+
+        crops = [np.stack([pair_crops(rgb, f.box, self.scales) for f in faces]) for rgb, faces in items if faces]
+        if not crops:
+            return [[] for _ in items]
+        probs = self.softmax_crops(np.concatenate(crops))
+        out, i = [], 0
+        for rgb, faces in items:
+            out.append(self.verdicts(probs[i : i + len(faces)], faces, rgb.shape[:2]) if faces else [])
+            i += len(faces)
+        return out
+
     def is_live(self, mean_probs: np.ndarray) -> bool:
         """The fused label of the members' mean softmax (3,): live at or above the threshold."""
 

@@ -219,5 +219,27 @@ def build_dlib_fas(stages=DLIB_STAGES[:5], pool: str = "std", sizes=(), trunk=No
     return DlibStatsFas(stages, pool, sizes, trunk)
 
 
+def fused_for_inference(net: nn.Module) -> nn.Module:
+    """A copy of ``net`` for inference: every BatchNorm2d that follows a Conv2d in an ``nn.Sequential``
+    is folded into that convolution (the BN becomes an Identity, indices kept). Same outputs (float
+    rounding aside), about a fifth less time; the original (state-dict keys of the shipped files,
+    Grad-CAM++ layers) is left as it is."""
+
+    import copy
+
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    fast = copy.deepcopy(net).eval()
+    for seq in [m for m in fast.modules() if isinstance(m, nn.Sequential)]:
+        mods = list(seq)
+        for i in range(len(mods) - 1):
+            if isinstance(mods[i], nn.Conv2d) and isinstance(mods[i + 1], nn.BatchNorm2d):
+                seq[i] = fuse_conv_bn_eval(mods[i], mods[i + 1])
+                seq[i + 1] = nn.Identity()
+    for p in fast.parameters():
+        p.requires_grad_(False)
+    return fast
+
+
 #: ``architecture.type`` of a model card -> network class.
 ARCHITECTURES = {"FasNet": FasNet, "FasNetEnsemble": FasNetEnsemble, "DlibStatsFas": DlibStatsFas}

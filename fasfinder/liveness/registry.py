@@ -39,3 +39,12 @@ def default_liveness_model():
     """
 
     return load_liveness_model(DEFAULT_MODEL)
+
+
+def predict_many(model, items: list) -> list[list]:
+    """Verdicts of several (rgb, faces) images: batched when the model can (``predict_many``), else image by image."""
+
+    batched = getattr(model, "predict_many", None)
+    if batched is not None:
+        return batched(items)
+    return [model.predict(rgb, faces) for rgb, faces in items]
