@@ -180,6 +180,6 @@ echo "flavour:       $FLAVOUR ($REQS)"
 echo "bundle:        $B  $(size "$B") ($(du -sb "$B" | cut -f1) bytes, $(find "$B" -type f | wc -l) files)"
 [ -n "$DEB" ] && echo "deb:           $DEB  $(du -h --apparent-size "$DEB" | cut -f1) ($(stat -c %s "$DEB") bytes, ${DEB_COMPRESS}); Installed-Size ${installed_kb} KiB"
 echo "largest folders in the bundle (du --apparent-size, top level of _internal):"
-du -s --apparent-size -B1M "$B"/_internal/* | sort -rn | head -12 | awk '{printf "  %6d MB  %s\n", $1, $2}'
+du -s --apparent-size -B1M "$B"/_internal/* | sort -rn | head -12 | awk '{printf "  %6d MB  %s\n", $1, $2}' || true  # head closes the pipe early (SIGPIPE under pipefail)
 echo "largest files:"
-find "$B" -type f -size +20M -printf '%s %P\n' | sort -rn | head -12 | awk '{printf "  %6d MB  %s\n", $1/1048576, $2}'
+find "$B" -type f -size +20M -printf '%s %P\n' | sort -rn | head -12 | awk '{printf "  %6d MB  %s\n", $1/1048576, $2}' || true
