@@ -149,6 +149,9 @@ class MainWindow(QMainWindow):
         if screen is None:
             return
         free = screen.availableGeometry()
+        need = self.minimumSizeHint()
+        if need.width() > free.width() or need.height() > free.height():
+            self.compact_layout()
         w, h = min(self.width(), free.width()), min(self.height(), free.height())
         if (w, h) != (self.width(), self.height()):
             self.resize(w, h)
@@ -156,6 +159,16 @@ class MainWindow(QMainWindow):
         y = min(max(self.y(), free.top()), free.bottom() - h + 1)
         if (x, y) != (self.x(), self.y()):
             self.move(x, y)
+
+    def compact_layout(self) -> None:
+        """For a screen too small for the default layout (a laptop, 150 % scaling): the bottom docks share one
+        tab group and the heatmap is a tab beside the matches, so every dock stays on the screen."""
+
+        for d in (self.severity, self.timeline, self.footage):
+            self.tabifyDockWidget(self.regions, d)
+        self.tabifyDockWidget(self.matches, self.heatmap)
+        self.regions.raise_()
+        self.matches.raise_()
 
     def save_layout(self) -> None:
         s = ui_settings()

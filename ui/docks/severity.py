@@ -40,6 +40,9 @@ class SeverityDock(QDockWidget):
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(160)
         self.progress.setVisible(False)
+        for combo in (self.target, self.region):  # may shrink on a small or 150 % screen (the list shows full names)
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(8)
         for wdg in (self.target, self.region, self.compute_btn, self.cancel_btn, self.progress):
             row.addWidget(wdg)
         row.addStretch(1)

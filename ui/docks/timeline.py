@@ -50,6 +50,7 @@ class TimelineDock(QDockWidget):
         self.status = plain(QLabel("Open a video (mp4, avi, mkv, mov) to see who appears when."))
         for wdg in (self.open_btn, self.cancel_btn, self.progress):
             row.addWidget(wdg)
+        self.status.setWordWrap(True)  # a long status wraps instead of widening the dock past a small screen
         row.addWidget(self.status, 1)
         lay.addLayout(row)
         self.plot = pg.PlotWidget()
