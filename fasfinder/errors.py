@@ -177,3 +177,17 @@ class VideoTimeout(VideoError):
     """Decoding took longer than the ``video_timeout_s`` setting (or one frame stalled): stopped, never hung."""
 
     code = "video_timeout"
+
+
+def input_error(exc: Exception, what: str) -> dict:
+    """The error dict of one input's failure at a per-input boundary: its own for a typed error; anything
+    else becomes ``internal_error`` (logged, with its traceback at debug level)."""
+
+    if isinstance(exc, FasFinderError):
+        return exc.to_dict()
+    import logging
+
+    log = logging.getLogger("fasfinder")
+    log.warning("%s: unexpected %s: %s (-v for the traceback)", what, type(exc).__name__, str(exc).strip()[:300])
+    log.debug("traceback of the failed input %s", what, exc_info=exc)
+    return InternalError.wrap(exc, what).to_dict()

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 from .engines import DEFAULT_ENGINE, describe, engine_names, get_engine
-from .errors import BadArgument, FasFinderError, InternalError, ModelError, NoFace
+from .errors import BadArgument, FasFinderError, InternalError, ModelError, NoFace, input_error
 from .faces import DetectorSettings, Face, FaceAnalyzer, too_small_for_detection
 from .gallery import Gallery
 from .identify import IdentModel, person_matches
@@ -36,7 +36,7 @@ from .perturb import SWEEPS
 from .quality import face_quality
 from .regions import REGION_NAMES  # the 10 landmark regions of every region-importance dict, in display order
 from .results import EngineInfo, EnrollResult, FaceResult, Match, QueryResult, ServiceInfo
-from .service_enroll import EnrollPipeline, _internal, label_for
+from .service_enroll import EnrollPipeline, label_for
 from .service_explain import ExplainOperations
 from .service_gallery import GalleryOperations
 from .service_server import ServerOperations
@@ -192,7 +192,7 @@ class FasFinder(EnrollPipeline, ExplainOperations, GalleryOperations, ServerOper
             except FasFinderError:
                 out.append(None)
             except Exception as exc:  # a preview never stops the others
-                _internal(exc, str(p))
+                input_error(exc, str(p))  # logged; the thumbnail is left out
                 out.append(None)
         return out
 
@@ -280,7 +280,7 @@ class FasFinder(EnrollPipeline, ExplainOperations, GalleryOperations, ServerOper
         except FasFinderError as exc:
             result.error = exc.to_dict()
         except Exception as exc:  # the per-input boundary: one input's failure never stops a batch
-            result.error = _internal(exc, name).to_dict()
+            result.error = input_error(exc, name)
         return result
 
     def _persons(self, hits, k: int):

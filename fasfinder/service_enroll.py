@@ -17,18 +17,17 @@ others: a batch step that raises is retried photo by photo, so the error lands o
 
 from __future__ import annotations
 
-import logging
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import FasFinderError, GalleryError, InternalError, LivenessUnavailable, NoFace, check_label
+from .errors import FasFinderError, GalleryError, LivenessUnavailable, NoFace, check_label, input_error
 from .faces import Face, too_small_for_detection
 from .imaging import LoadedImage
+from .liveness.verdict import judge_liveness
 from .results import EnrollResult
 
-log = logging.getLogger("fasfinder")
 
 #: Photos per enrollment batch (the networks' batches are larger: every face of every photo).
 ENROLL_BATCH = 16
@@ -52,14 +51,6 @@ def label_for(path: Path, label_from: str) -> str:
     if label_from == "parent":
         return path.parent.name or path.stem
     raise GalleryError(f"unknown label source {label_from!r} (use 'parent' or 'stem')", code="bad_argument")
-
-
-def _internal(exc: Exception, what: str) -> InternalError:
-    """An unexpected exception of one input as its typed error (logged with its traceback at debug level)."""
-
-    log.warning("%s: unexpected %s: %s (-v for the traceback)", what, type(exc).__name__, str(exc).strip()[:300])
-    log.debug("traceback of the failed input %s", what, exc_info=exc)
-    return InternalError.wrap(exc, what)
 
 
 def enroll_workers() -> int:
@@ -94,7 +85,7 @@ class EnrollPipeline:
         except FasFinderError as exc:
             res.error = exc.to_dict()
         except Exception as exc:  # the per-input boundary
-            res.error = _internal(exc, str(p)).to_dict()
+            res.error = input_error(exc, str(p))
         return item
 
     def _enroll_submit(self, pool: ThreadPoolExecutor, paths: list[Path], label, label_from) -> list[Future]:
@@ -123,7 +114,7 @@ class EnrollPipeline:
                         it.res.error, it.image = exc.to_dict(), None
                         out.append(None)
                     except Exception as exc:
-                        it.res.error, it.image = _internal(exc, str(it.path)).to_dict(), None
+                        it.res.error, it.image = input_error(exc, str(it.path)), None
                         out.append(None)
                 return out
 
@@ -144,18 +135,12 @@ class EnrollPipeline:
         return [it.res for it in items]
 
     def _judge_liveness(self, it: _Pending, verdicts) -> None:
-        res = it.res
-        it.live = res.liveness = [v.to_dict() for v in verdicts]
-        if self.settings.refuse_spoof and any(v.label == "spoof" for v in verdicts):
-            res.error = FasFinderError(f"{it.path}: the face looks like a photo of a photo or screen (liveness "
-                                       f"{verdicts[0].score:.2f}); enrollment of spoofed photos is switched off",
-                                       code="spoof_rejected").to_dict()
-            it.image = None
-            return
-        unsure = [i for i, v in enumerate(verdicts) if v.label == "uncertain"]
-        if unsure:  # enrolled, but a person should look at it
-            res.review = (f"liveness uncertain for face {', '.join(str(i + 1) for i in unsure)} "
-                          f"(score {verdicts[unsure[0]].score:.2f}): check that it is not a photo of a photo or screen")
+        it.live, error, review = judge_liveness(it.path, verdicts, self.settings.refuse_spoof)
+        it.res.liveness = it.live
+        if error is not None:  # not written
+            it.res.error, it.image = error, None
+        elif review is not None:  # enrolled, but a person should look at it
+            it.res.review = review
 
     def _enroll_write(self, it: _Pending, emb, case_id, metadata) -> None:
         p, image, res = it.path, it.image, it.res
@@ -174,7 +159,7 @@ class EnrollPipeline:
         except FasFinderError as exc:
             res.error = exc.to_dict()
         except Exception as exc:  # the per-input boundary
-            res.error = _internal(exc, str(p)).to_dict()
+            res.error = input_error(exc, str(p))
 
     def _enroll_batches(self, files: list, *, label, label_from, case_id, metadata, cancel=None):
         """Yield each batch's results in input order; the next batch is prepared while this one runs."""

@@ -10,7 +10,6 @@ not decode the video again. Like photo search, a bad video never raises: its err
 from __future__ import annotations
 
 import hashlib
-import logging
 import threading
 from collections import OrderedDict
 from dataclasses import replace
@@ -18,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import BadArgument, Cancelled, FasFinderError, InternalError, NoFace, NotFoundInGallery, check_label
+from .errors import BadArgument, Cancelled, FasFinderError, NoFace, NotFoundInGallery, check_label, input_error
 from .faces import FaceAnalyzer
 from .imaging import thumbnail
+from .liveness.verdict import judge_liveness
 from .operations import CancelToken, Progress, operation
 from .results import EnrollResult
 from .video.footage import find_in_scan, similarity_threshold
@@ -28,19 +28,10 @@ from .video.results import FootageResult, VideoResult, VideoTrack
 from .video.scan import FrameModels, VideoScan, scan_video
 from .video.tracks import Track
 
-log = logging.getLogger("fasfinder")
 
 #: Scans kept (tracks with their best-face crops), most recent last.
 RECENT_SCANS = 2
 THUMB_SIDE = 96
-
-
-def _failure(exc: Exception, what: str) -> dict:
-    if isinstance(exc, FasFinderError):
-        return exc.to_dict()
-    log.warning("%s: unexpected %s: %s (-v for the traceback)", what, type(exc).__name__, str(exc).strip()[:300])
-    log.debug("traceback of the failed video %s", what, exc_info=exc)
-    return InternalError.wrap(exc, what).to_dict()
 
 
 class VideoOperations:
@@ -116,7 +107,7 @@ class VideoOperations:
                 vt.persons, vt.decision = self._persons(hits, k)
                 res.tracks.append(vt)
         except Exception as exc:  # the per-input boundary: one video's failure never stops a batch
-            res.error = _failure(exc, str(path))
+            res.error = input_error(exc, str(path))
         return res
 
     @operation(progress=True)
@@ -138,15 +129,13 @@ class VideoOperations:
             try:
                 live = None
                 if model is not None:
-                    v = model.predict(b.crop, [b.face])[0]
-                    live = [v.to_dict()]
+                    live, error, res.review = judge_liveness(where, model.predict(b.crop, [b.face]),
+                                                             self.settings.refuse_spoof)
                     res.liveness = live
-                    if self.settings.refuse_spoof and v.label == "spoof":
-                        raise FasFinderError(f"{where}: the face looks like a photo of a photo or screen (liveness "
-                                             f"{v.score:.2f}); enrollment of spoofed faces is switched off",
-                                             code="spoof_rejected")
-                    if v.label == "uncertain":
-                        res.review = f"liveness uncertain (score {v.score:.2f}): check that it is not a photo of a screen"
+                    if error is not None:
+                        res.error = error
+                        out.append(res)
+                        continue
                 sha = hashlib.sha256(f"{b.crop.shape}".encode() + b.crop.tobytes()).hexdigest()
                 emb = self.engine.embed_faces(b.crop, [b.face], flip=self.settings.flip)
                 h, w = b.crop.shape[:2]
@@ -157,7 +146,7 @@ class VideoOperations:
                                 "rate": scan.rate, "detector": b.face.detector, "engine": self.settings.engine,
                                 "flip": self.settings.flip})
             except Exception as exc:
-                res.error = _failure(exc, where)
+                res.error = input_error(exc, where)
             out.append(res)
         self.gallery.flush()
         return out
@@ -202,7 +191,7 @@ class VideoOperations:
                 scan = self._scan(v, rate, step, cancel)
                 res = find_in_scan(scan, refs, threshold=threshold, confidence=engine.confidence)
             except Exception as exc:
-                res = FootageResult(query=str(v), reference=what, error=_failure(exc, str(v)))
+                res = FootageResult(query=str(v), reference=what, error=input_error(exc, str(v)))
             res.reference = what
             out.append(res)
             if res.error is not None and res.error["code"] == Cancelled.code:
