@@ -1,13 +1,15 @@
-"""Enrollment throughput before and after the batched pipeline (issue 18 part 1), in one run.
+"""Enrollment throughput of several code trees (issue 18 part 1), in one run, one after the other.
 
-    python bench/bench_throughput.py --before-tree /tmp/main_tree --enroll 1000 --out docs/results/bench_throughput.json
+    python bench/bench_throughput.py --tree "one photo at a time=/tmp/t/742815c:100" \
+        --tree "batched threads=/tmp/t/f268c00" --enroll 1000 --projection 10000 --out docs/results/bench_throughput.json
 
-``--before-tree``: a checkout of the code before (e.g. ``git archive main fasfinder models | tar -x -C DIR``);
-both enrollments run in fresh subprocesses with the same settings (dlib-resnet-torch, flip, liveness
-on with the default model), on the same LFW files, one after the other. Also: the per-stage CPU
-time per image of the old (one photo at a time) and new (batched) steps on the same images, and the
-same for the ``fas-student`` liveness model. Wall times depend on the machine's load; CPU seconds per
-image (all threads of the process) much less, so both are reported.
+``--tree NAME=DIR[:N]``: a checkout of other code (``git archive REV fasfinder models | tar -x -C DIR``),
+enrolling the first N (default ``--enroll``) of the same files; this tree's code runs last. Every
+enrollment runs in a fresh subprocess with the same settings (dlib-resnet-torch, flip, liveness on
+with the default model) into a new gallery, timed from the first file to the last result (worker
+processes started inside the timing). ``--projection N``: this tree on N files (LFW, then the
+CelebA folders) with the 100,000-image time projected from it. Also: the per-stage CPU time per image
+of the old (one photo at a time) and new (batched) steps on the same images, one thread.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-LFW = REPO.parent / "shared" / "data" / "lfw" / "images_deepfunneled"
+DATA = REPO.parent / "shared" / "data"
+LFW = DATA / "lfw" / "images_deepfunneled"
 
 ENROLL = r"""
 import json, sys, tempfile, time
@@ -34,22 +37,37 @@ from fasfinder.service import FasFinder
 from fasfinder.settings import Settings
 files = json.loads(Path(sys.argv[2]).read_text())
 db = Path(tempfile.mkdtemp()) / "enroll.db"
-ff = FasFinder(db, settings=Settings(gallery=str(db), engine="dlib-resnet-torch", liveness=True, flip=True,
-                                     liveness_model=sys.argv[3] or None))
+extra = {"liveness_model": sys.argv[3]} if sys.argv[3] else {}  # older trees have no such setting
+ff = FasFinder(db, settings=Settings(gallery=str(db), engine="dlib-resnet-torch", liveness=True, flip=True, **extra))
 ff.warm_up()
 t, c = time.perf_counter(), time.process_time()
 res = ff.enroll(files)
 wall, cpu = time.perf_counter() - t, time.process_time() - c
+workers = getattr(ff._procs, "processes", 0) if hasattr(ff, "_procs") else "n/a (no worker processes in this code)"
+ff.close()  # ends the worker processes, so that their CPU time is counted below (not part of the wall time)
+import resource
+kids = resource.getrusage(resource.RUSAGE_CHILDREN)
 print(json.dumps({"images": len(files), "enrolled": sum(r.error is None for r in res), "seconds": round(wall, 1),
-                  "images_per_second": round(len(files) / wall, 3), "cpu_seconds_per_image": round(cpu / len(files), 4),
-                  "liveness_model": ff.liveness_model().name}))
+                  "images_per_second": round(len(files) / wall, 3),
+                  "cpu_seconds_per_image": round((cpu + kids.ru_utime + kids.ru_stime) / len(files), 4),
+                  "cpu_seconds_per_image_this_process": round(cpu / len(files), 4),
+                  "liveness_model": ff.liveness_model().name, "worker_processes": workers,
+                  "errors": {c: sum(1 for r in res if r.error and r.error["code"] == c)
+                             for c in sorted({r.error["code"] for r in res if r.error})}}))
 """
 
 
-def enroll_run(tree: Path, files_json: Path, liveness_model: str, threads: int) -> dict:
-    out = subprocess.run([sys.executable, "-c", ENROLL, str(tree), str(files_json), liveness_model, str(threads)],
-                         capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def enroll_run(tree: Path, files: list[str], liveness_model: str, threads: int) -> dict:
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+        json.dump(files, fh)
+    out = subprocess.run([sys.executable, "-c", ENROLL, str(tree), fh.name, liveness_model, str(threads)],
+                         capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"enrollment with {tree} failed:\n{out.stderr[-3000:]}")
+    run = json.loads(out.stdout.strip().splitlines()[-1])
+    run["tree"] = str(tree)
+    run["projected_hours_100k_at_measured_rate"] = round(100_000 / run["images_per_second"] / 3600, 2)
+    return run
 
 
 def cpu_ms(fn, items) -> float:
@@ -104,9 +122,11 @@ def stages(files: list[str], liveness_name: str) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--before-tree", help="checkout of the code before (fasfinder/ and models/)")
+    ap.add_argument("--tree", action="append", default=[], help="NAME=DIR[:N] another code tree, run first")
     ap.add_argument("--enroll", type=int, default=1000)
+    ap.add_argument("--projection", type=int, default=0, help="also enroll this many files (LFW, then CelebA)")
     ap.add_argument("--stage-images", type=int, default=64)
+    ap.add_argument("--student", action="store_true", help="also this tree with the fas-student liveness model")
     ap.add_argument("--threads", type=int, default=2, help="torch threads of the enrollment processes")
     ap.add_argument("--out")
     args = ap.parse_args()
@@ -115,23 +135,32 @@ def main() -> int:
 
     torch.set_num_threads(1)  # stage timings: one thread, CPU time
     files = [str(p) for p in sorted(LFW.glob("*/*.jpg"))[: args.enroll]]
-    tmp = Path(tempfile.mkdtemp(prefix="bench_throughput_"))
-    files_json = tmp / "files.json"
-    files_json.write_text(json.dumps(files))
-    load = {"uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(), "cpus": os.cpu_count()}
-    report: dict = {"machine_load_at_start": load, "enroll_files": "first N LFW deep-funneled files, sorted by path"}
+    uptime = lambda: subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()  # noqa: E731
+    report: dict = {"machine_load_at_start": {"uptime": uptime(), "cpus": os.cpu_count()},
+                    "enroll_files": "first N LFW deep-funneled files, sorted by path"}
     sample = files[:: max(1, len(files) // args.stage_images)][: args.stage_images]
-    report["stages_cpu_ms_per_image"] = {m: stages(sample, m) for m in ("fas-nuaa-wide", "fas-student")}
+    report["stages_cpu_ms_per_image"] = stages(sample, "fas-nuaa-wide")
     runs = {}
-    if args.before_tree:
-        runs["before (main)"] = enroll_run(Path(args.before_tree), files_json, "", args.threads)
-    runs["after"] = enroll_run(REPO, files_json, "", args.threads)
-    runs["after, fas-student"] = enroll_run(REPO, files_json, "fas-student", args.threads)
+    for spec in args.tree:
+        name, _, rest = spec.partition("=")
+        tree, _, n = rest.rpartition(":") if rest.rpartition(":")[2].isdigit() else (rest, "", "")
+        runs[name] = enroll_run(Path(tree), files[: int(n) if n else args.enroll], "", args.threads)
+        print(name, runs[name], file=sys.stderr)
+    runs["this tree"] = enroll_run(REPO, files, "", args.threads)
+    print("this tree", runs["this tree"], file=sys.stderr)
+    if args.student:
+        runs["this tree, fas-student"] = enroll_run(REPO, files, "fas-student", args.threads)
     report["enrollment"] = runs
-    report["machine_load_at_end"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    for v in runs.values():
-        v["projected_images_per_second_2_free_cores"] = round(2 / v["cpu_seconds_per_image"], 2)
-        v["projected_hours_100k_at_measured_rate"] = round(100_000 / v["images_per_second"] / 3600, 2)
+    if args.projection:
+        celeba = sorted(p for d in ("celeba_subset", "celeba_extra") for p in (DATA / d).rglob("*.jpg"))
+        pool = [str(p) for p in sorted(LFW.glob("*/*.jpg"))] + [str(p) for p in celeba]
+        if len(pool) < args.projection:
+            raise SystemExit(f"only {len(pool)} images for a {args.projection}-image projection")
+        run = enroll_run(REPO, pool[: args.projection], "", args.threads)
+        run["files"] = "all LFW deep-funneled files sorted by path, then the CelebA folders' files"
+        report["projection"] = run
+        print("projection", run, file=sys.stderr)
+    report["machine_load_at_end"] = uptime()
     json.dump(report, sys.stdout, indent=2)
     if args.out:
         with open(args.out, "w") as fh:

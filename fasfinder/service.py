@@ -115,6 +115,7 @@ class FasFinder(EnrollPipeline, ExplainOperations, GalleryOperations, ServerOper
         return get_engine(self.settings.engine)
 
     def close(self) -> None:
+        self._close_enroll_processes()
         with self._gallery_lock:
             if self._gallery is not None:
                 self._gallery.close()

@@ -17,7 +17,9 @@ others: a batch step that raises is retried photo by photo, so the error lands o
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,8 +31,10 @@ from .liveness.verdict import judge_liveness
 from .results import EnrollResult
 
 
+log = logging.getLogger(__name__)
+
 #: Photos per enrollment batch (the networks' batches are larger: every face of every photo).
-ENROLL_BATCH = 16
+ENROLL_BATCH = 32
 
 
 @dataclass
@@ -43,6 +47,8 @@ class _Pending:
     chosen: list[Face] = field(default_factory=list)
     found: int = 0
     live: list[dict] | None = None
+    verdicts: list | None = None  # the liveness model's verdicts of ``chosen``
+    emb: object = None  # their embeddings (n x dim)
 
 
 def label_for(path: Path, label_from: str) -> str:
@@ -51,6 +57,27 @@ def label_for(path: Path, label_from: str) -> str:
     if label_from == "parent":
         return path.parent.name or path.stem
     raise GalleryError(f"unknown label source {label_from!r} (use 'parent' or 'stem')", code="bad_argument")
+
+
+_NETWORK_THREADS: ThreadPoolExecutor | None = None
+_NETWORK_LOCK = threading.Lock()
+
+
+def _one_torch_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)  # per thread (OpenMP): the caller's thread count is left alone
+
+
+def network_threads() -> ThreadPoolExecutor:
+    """Two persistent threads with one torch thread each: liveness on one, embeddings on the other."""
+
+    global _NETWORK_THREADS
+    with _NETWORK_LOCK:
+        if _NETWORK_THREADS is None:
+            _NETWORK_THREADS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="fasfinder-nets",
+                                                  initializer=_one_torch_thread)
+        return _NETWORK_THREADS
 
 
 def enroll_workers() -> int:
@@ -62,8 +89,13 @@ def enroll_workers() -> int:
 class EnrollPipeline:
     """Batched enrollment (needs ``self.settings``, ``self.gallery``, ``self.analyzer``, ``self.load``, ...)."""
 
-    def _enroll_prepare(self, p: Path, label, label_from, refuse_unavailable: str | None) -> _Pending:
-        """Label, decode, duplicate check, detection of one file (runs on a worker thread)."""
+    _procs = None  # the worker processes (fasfinder.enroll_processes), started by the first large enrollment
+    _procs_failed = False  # they could not run here: threads from then on
+
+    def _enroll_prepare(self, p: Path, label, label_from, refuse_unavailable: str | None,
+                        check_duplicate: bool = True) -> _Pending:
+        """Label, decode, duplicate check, detection of one file (runs on a worker thread or process;
+        a worker process has no gallery: ``check_duplicate=False``, the write checks again)."""
 
         item = _Pending(path=p, res=EnrollResult(path=str(p), label=None, record_id=None, faces=0))
         res = item.res
@@ -72,7 +104,7 @@ class EnrollPipeline:
             if refuse_unavailable:
                 raise LivenessUnavailable(f"{p}: {refuse_unavailable}")
             image = self.load(p)
-            existing = self.gallery.has_image(image.sha256)
+            existing = self.gallery.has_image(image.sha256) if check_duplicate else None
             if existing is not None:
                 res.record_id = existing
                 raise GalleryError(f"{p}: already enrolled (same content) as record {existing}", code="duplicate")
@@ -88,15 +120,20 @@ class EnrollPipeline:
             res.error = input_error(exc, str(p))
         return item
 
-    def _enroll_submit(self, pool: ThreadPoolExecutor, paths: list[Path], label, label_from) -> list[Future]:
-        refuse = None
+    def _refuse_reason(self) -> str | None:
         if self.settings.refuse_spoof and self.liveness_model() is None:
-            refuse = (f"refusing spoofs is on but the liveness check is unavailable ({self.liveness_unavailable}); "
-                      "nothing enrolled")
+            return (f"refusing spoofs is on but the liveness check is unavailable ({self.liveness_unavailable}); "
+                    "nothing enrolled")
+        return None
+
+    def _enroll_submit(self, pool: ThreadPoolExecutor, paths: list[Path], label, label_from) -> list[Future]:
+        refuse = self._refuse_reason()
         return [pool.submit(self._enroll_prepare, Path(p), label, label_from, refuse) for p in paths]
 
-    def _enroll_finish(self, items: list[_Pending], case_id, metadata) -> list[EnrollResult]:
-        """Liveness and embeddings of the prepared files in shared batches, then one write per file."""
+    def _enroll_compute(self, items: list[_Pending], threads: bool = True) -> list[_Pending]:
+        """Liveness verdicts and embeddings of the prepared files in shared network batches (``verdicts``,
+        ``emb`` of each item; an item whose step failed gets its error and no image). ``threads``: on
+        the two network threads (in this process); False: here, one after the other (a worker process)."""
 
         from .liveness import predict_many
 
@@ -120,18 +157,42 @@ class EnrollPipeline:
 
         todo = [it for it in items if it.image is not None]
         model = self.liveness_model()
-        if model is not None and todo:
-            verdicts = each(lambda its: predict_many(model, [(it.image.pixels, it.chosen) for it in its]), todo)
-            for it, vs in zip(todo, verdicts):
-                if vs is not None:
-                    self._judge_liveness(it, vs)
-        todo = [it for it in items if it.image is not None]
-        if todo:
-            engine, flip = self.engine, self.settings.flip
-            embs = each(lambda its: engine.embed_faces_many([(it.image.pixels, it.chosen) for it in its], flip=flip), todo)
-            for it, emb in zip(todo, embs):
-                if emb is not None:
-                    self._enroll_write(it, emb, case_id, metadata)
+        engine, flip = self.engine, self.settings.flip
+        pairs = {id(it): (it.image.pixels, it.chosen) for it in todo}  # read before either step can drop an image
+
+        def live_step(its):
+            return predict_many(model, [pairs[id(it)] for it in its])
+
+        def embed_step(its):
+            return engine.embed_faces_many([pairs[id(it)] for it in its], flip=flip)
+
+        if not threads:
+            live = [each(live_step, todo)] if model is not None and todo else None
+            embs = each(embed_step, todo) if todo else []
+        else:
+            # liveness and embeddings at the same time on the two network threads, each network's faces
+            # in two halves so that both threads stay busy; a photo that liveness refuses is embedded
+            # for nothing and not written
+            halves = [todo[: (len(todo) + 1) // 2], todo[(len(todo) + 1) // 2 :]]
+            nets = network_threads()
+            live = [nets.submit(each, live_step, h) for h in halves] if model is not None and todo else None
+            embs = [e for f in [nets.submit(each, embed_step, h) for h in halves] for e in f.result()]
+            live = [f.result() for f in live] if live is not None else None
+        for it, e in zip(todo, embs):
+            it.emb = e
+        if live is not None:
+            for it, vs in zip(todo, (v for part in live for v in part)):
+                it.verdicts = vs
+        return items
+
+    def _enroll_finish(self, items: list[_Pending], case_id, metadata) -> list[EnrollResult]:
+        """The liveness policy, then one write per file, in input order."""
+
+        for it in items:
+            if it.image is not None and it.verdicts is not None:
+                self._judge_liveness(it, it.verdicts)
+            if it.image is not None and it.emb is not None:
+                self._enroll_write(it, it.emb, case_id, metadata)
         return [it.res for it in items]
 
     def _judge_liveness(self, it: _Pending, verdicts) -> None:
@@ -162,10 +223,15 @@ class EnrollPipeline:
             res.error = input_error(exc, str(p))
 
     def _enroll_batches(self, files: list, *, label, label_from, case_id, metadata, cancel=None):
-        """Yield each batch's results in input order; the next batch is prepared while this one runs."""
+        """Yield each batch's results in input order; the next batch is prepared while this one runs
+        (on worker processes for large enrollments, :mod:`fasfinder.enroll_processes`)."""
 
         batches = [files[i : i + ENROLL_BATCH] for i in range(0, len(files), ENROLL_BATCH)]
         if not batches:
+            return
+        procs = self._enroll_processes(len(files))
+        if procs is not None:
+            yield from self._enroll_batches_processes(procs, batches, label, label_from, case_id, metadata, cancel)
             return
         with ThreadPoolExecutor(max_workers=enroll_workers(), thread_name_prefix="fasfinder-enroll") as pool:
             ahead = self._enroll_submit(pool, batches[0], label, label_from)
@@ -174,4 +240,53 @@ class EnrollPipeline:
                 if cancel is not None and cancel.cancelled:
                     return
                 ahead = self._enroll_submit(pool, batches[k + 1], label, label_from) if k + 1 < len(batches) else []
-                yield self._enroll_finish(items, case_id, metadata)
+                yield self._enroll_finish(self._enroll_compute(items), case_id, metadata)
+
+    def _enroll_processes(self, files: int):
+        """The worker processes (started once, kept), or None: a small enrollment, or none allowed."""
+
+        from .enroll_processes import PROCESS_MIN_FILES, EnrollProcesses, process_count
+
+        if files < PROCESS_MIN_FILES:
+            return None
+        n = process_count()
+        procs = self._procs
+        if n < 2 or self._procs_failed:
+            return None
+        if procs is None or procs.processes != n:
+            self._close_enroll_processes()
+            procs = self._procs = EnrollProcesses(self, n)
+        return procs
+
+    def _close_enroll_processes(self) -> None:
+        procs, self._procs = self._procs, None
+        if procs is not None:
+            procs.close()
+
+    def _enroll_batches_processes(self, procs, batches, label, label_from, case_id, metadata, cancel):
+        """Two batches in flight on the workers; the checks, the liveness policy and the writes here.
+        A chunk whose worker failed (a crashed process) is computed in this process instead."""
+
+        refuse = self._refuse_reason()
+        ahead = [procs.submit(b, label, label_from, refuse) for b in batches[:2]]
+        for k in range(len(batches)):
+            chunks = ahead.pop(0)
+            if k + 2 < len(batches):
+                ahead.append(procs.submit(batches[k + 2], label, label_from, refuse))
+            items = []
+            for chunk, fut in chunks:
+                try:
+                    items += fut.result()
+                except Exception as exc:  # noqa: BLE001 - the worker died: this chunk here, the batch goes on
+                    if not self._procs_failed:
+                        log.warning("enrollment worker process failed (%s; a script that enrolls must guard its code "
+                                    "with `if __name__ == \"__main__\":`): enrolling on threads", exc)
+                    self._procs_failed = True
+                    items += self._enroll_compute([self._enroll_prepare(Path(p), label, label_from, refuse)
+                                                   for p in chunk])
+            if cancel is not None and cancel.cancelled:
+                for chunks_left in ahead:
+                    for _, fut in chunks_left:
+                        fut.cancel()
+                return
+            yield self._enroll_finish(items, case_id, metadata)

@@ -73,3 +73,65 @@ def test_a_batch_keeps_order_and_each_files_error(tmp_path, lfw_files):
         assert one.error is None and one.faces >= 1
     finally:
         ff.close()
+
+
+def _enrolled(ff):
+    """(label, liveness score, embedding) of every stored face, in enrollment order."""
+
+    ids, vecs = ff.gallery.stored_embeddings("dlib-resnet-torch")
+    order = np.argsort(ids)
+    rows = [ff.gallery.face_row(int(i)) for i in ids[order]]
+    return rows, vecs[order]
+
+
+@pytest.mark.slow
+def test_worker_processes_enroll_what_threads_enroll(tmp_path, monkeypatch, caplog):
+    """A large enrollment on worker processes (fasfinder.enroll_processes) stores the same faces,
+    liveness and embeddings as the threads do, keeps each bad file's typed error, and goes on in this
+    process when its workers die."""
+
+    from fasfinder import enroll_processes
+
+    lfw = sorted((shared_data("lfw") / "images_deepfunneled").glob("*/*.jpg"))
+    folder = tmp_path / "in"
+    folder.mkdir()
+    files = [shutil.copy(f, folder / f"{i:03d}_{f.name}") for i, f in enumerate(lfw[: enroll_processes.PROCESS_MIN_FILES])]
+    (folder / "050_broken.jpg").write_bytes(b"not a jpeg")
+    files.insert(50, folder / "050_broken.jpg")
+    out = {}
+    for mode in ("0", "2"):
+        monkeypatch.setenv(enroll_processes.PROCESSES_ENV, mode)
+        db = tmp_path / f"g{mode}.db"
+        ff = FasFinder(db, settings=Settings(gallery=str(db)))
+        try:
+            results = ff.enroll(files, label_from="stem")
+            assert (ff._procs is not None) == (mode == "2")
+            assert [r.path for r in results] == [str(f) for f in files]
+            codes = [r.error["code"] if r.error else None for r in results]
+            assert codes[50] in ("unsupported_format", "unreadable_image")
+            assert codes.count(None) == len(files) - 1
+            out[mode] = (results, *_enrolled(ff))
+        finally:
+            ff.close()
+    (r0, rows0, v0), (r2, rows2, v2) = out["0"], out["2"]
+    assert [(r["box"] if "box" in r else None) for r in rows0] == [(r["box"] if "box" in r else None) for r in rows2]
+    assert np.abs(v0 - v2).max() < 1e-5
+    assert np.allclose([r.liveness[0]["score"] for r in r0 if r.liveness], [r.liveness[0]["score"] for r in r2 if r.liveness],
+                       atol=1e-5)
+
+    monkeypatch.setenv(enroll_processes.PROCESSES_ENV, "2")
+    db = tmp_path / "crash.db"
+    ff = FasFinder(db, settings=Settings(gallery=str(db)))
+    try:
+        first = ff.enroll(files[:64], label_from="stem")
+        assert ff._procs is not None and sum(r.error is None for r in first) == 63
+        for p in list(ff._procs._pool._processes.values()):
+            p.kill()
+        more = [shutil.copy(f, folder / f"more_{f.name}") for f in lfw[100 : 100 + enroll_processes.PROCESS_MIN_FILES]]
+        with caplog.at_level("WARNING"):
+            second = ff.enroll(more, label_from="stem")
+        assert all(r.error is None for r in second), [r.error for r in second if r.error]
+        assert "enrollment worker process failed" in caplog.text
+        assert ff.gallery.counts()["images"] == 63 + len(more)
+    finally:
+        ff.close()
