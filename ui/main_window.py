@@ -6,7 +6,7 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtCore import QRect, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QIcon, QKeySequence
 from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QMessageBox, QToolBar, QVBoxLayout, QWidget
 
@@ -25,7 +25,7 @@ from .docks.timeline import TimelineDock
 from .filedialogs import choose_file
 from .help import first_start, help_box
 from .image_view import ImageView
-from .qtutil import error_text, plain, plain_tip
+from .qtutil import error_text, plain, plain_tip, scrollable
 from .session import Session
 from .settings_dialog import SettingsDialog
 
@@ -37,6 +37,8 @@ RESOURCES = next((p for p in (Path(__file__).resolve().parent.parent / "resource
                  Path(__file__).resolve().parent.parent / "resources")
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.tif *.tiff *.webp *.gif *.ppm *.pgm);;All files (*)"
 STATE_VERSION = 2  # 2: the video timeline and footage docks
+#: a free screen area narrower or lower than this (logical pixels: a laptop, 150 % scaling) gets the compact layout
+COMPACT_BELOW = (1200, 760)
 
 
 def icon(name: str) -> QIcon:
@@ -86,6 +88,7 @@ class MainWindow(QMainWindow):
                       self.timeline, self.footage]
         for d in self.docks:
             d.setFeatures(QDockWidgetFeatures.ALL)
+            d.setWidget(scrollable(d.widget()))  # a small dock scrolls instead of growing the window
         self._default_layout()
         self._default_state = self.saveState(STATE_VERSION)
 
@@ -101,6 +104,7 @@ class MainWindow(QMainWindow):
         self.history.reopen.connect(lambda p: self.open_query(p, record=False))
         self.gallery.import_finished.connect(lambda _r: self._refresh_info())
         self.last_result = None
+        self.compact = False
 
         self.resize(1280, 800)
         if restore_layout:
@@ -141,34 +145,43 @@ class MainWindow(QMainWindow):
             self.restoreState(state, STATE_VERSION)
         self.clamp_to_screen()
 
-    def clamp_to_screen(self) -> None:
-        """Never larger than the screen's free area, and on it (a geometry saved at another scaling or on a
-        larger monitor is shrunk and moved back)."""
+    def clamp_to_screen(self, free: QRect | None = None) -> None:
+        """Never larger than the screen's free area (``free``; default: this window's screen), and on it
+        (a geometry saved at another scaling or on a larger monitor is shrunk and moved back); a free area
+        under :data:`COMPACT_BELOW` gets the compact layout."""
 
-        screen = self.screen() or QApplication.primaryScreen()
-        if screen is None:
-            return
-        free = screen.availableGeometry()
+        if free is None:
+            screen = self.screen() or QApplication.primaryScreen()
+            if screen is None:
+                return
+            free = screen.availableGeometry()
         need = self.minimumSizeHint()
-        if need.width() > free.width() or need.height() > free.height():
+        if (free.width() < COMPACT_BELOW[0] or free.height() < COMPACT_BELOW[1]
+                or need.width() > free.width() or need.height() > free.height()):
             self.compact_layout()
-        w, h = min(self.width(), free.width()), min(self.height(), free.height())
+        frame = self.frameGeometry().size() - self.size()  # title bar and borders, when the window has them
+        w = min(self.width(), free.width() - frame.width())
+        h = min(self.height(), free.height() - frame.height())
         if (w, h) != (self.width(), self.height()):
             self.resize(w, h)
-        x = min(max(self.x(), free.left()), free.right() - w + 1)
-        y = min(max(self.y(), free.top()), free.bottom() - h + 1)
+        x = min(max(self.x(), free.left()), free.right() - w - frame.width() + 1)
+        y = min(max(self.y(), free.top()), free.bottom() - h - frame.height() + 1)
         if (x, y) != (self.x(), self.y()):
             self.move(x, y)
 
     def compact_layout(self) -> None:
         """For a screen too small for the default layout (a laptop, 150 % scaling): the bottom docks share one
-        tab group and the heatmap is a tab beside the matches, so every dock stays on the screen."""
+        tab group and the heatmap is a tab beside the matches, all docks narrower, so every dock stays on the
+        screen (each one scrolls when its contents need more room)."""
 
         for d in (self.severity, self.timeline, self.footage):
             self.tabifyDockWidget(self.regions, d)
         self.tabifyDockWidget(self.matches, self.heatmap)
         self.regions.raise_()
         self.matches.raise_()
+        self.compact = True
+        self.resizeDocks([self.gallery, self.matches], [250, 300], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.regions], [170], Qt.Orientation.Vertical)
 
     def save_layout(self) -> None:
         s = ui_settings()

@@ -14,7 +14,7 @@ import html
 import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage, QPixmap
-from PySide6.QtWidgets import QApplication, QLabel, QMessageBox, QSizePolicy
+from PySide6.QtWidgets import QApplication, QFrame, QLabel, QMessageBox, QScrollArea, QSizePolicy, QWidget
 
 
 def to_qimage(rgb: np.ndarray) -> QImage:
@@ -121,12 +121,27 @@ class ImageLabel(QLabel):
         self._rescale()
 
 
-def fit_to_screen(widget, width: int, height: int) -> None:
-    """Resize ``widget`` to ``width`` x ``height``, never beyond its screen's free area (150 % scaling)."""
+def fit_to_screen(widget, width: int, height: int, free=None) -> None:
+    """Resize ``widget`` to ``width`` x ``height``, never beyond the free area ``free`` (a QRect; default:
+    the widget's screen's), leaving room for the window frame and title bar (150 % scaling)."""
 
-    screen = widget.screen() or QApplication.primaryScreen()
-    free = screen.availableGeometry() if screen is not None else None
+    if free is None:
+        screen = widget.screen() or QApplication.primaryScreen()
+        free = screen.availableGeometry() if screen is not None else None
     if free is None:
         widget.resize(width, height)
         return
-    widget.resize(min(width, free.width()), min(height, free.height() - 40))  # leave room for the title bar
+    widget.resize(min(width, free.width()), min(height, free.height() - 40))
+
+
+def scrollable(widget: QWidget) -> QScrollArea:
+    """``widget`` in a frameless scroll area that resizes it: a dock (or dialog part) holding it can be
+    smaller than the widget's minimum size (a small screen, 150 % scaling) and scrolls instead of being cut
+    off or pushing the window beyond the screen."""
+
+    area = QScrollArea()
+    area.setObjectName(f"scroll_{widget.objectName() or type(widget).__name__}")
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setWidget(widget)
+    return area
