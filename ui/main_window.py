@@ -14,6 +14,7 @@ from fasfinder.host import Host, make_host
 from fasfinder.service import VIDEO_SUFFIXES
 from fasfinder.settings import Settings, config_dir, default_gallery_path, demo_gallery_path
 
+from .docks.cases import CasesDock
 from .docks.gallery import GalleryDock
 from .docks.heatmap import HeatmapDock
 from .docks.history import HistoryDock
@@ -36,7 +37,7 @@ RESOURCES = next((p for p in (Path(__file__).resolve().parent.parent / "resource
                               Path(__file__).resolve().parent / "resources") if p.is_dir()),
                  Path(__file__).resolve().parent.parent / "resources")
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.tif *.tiff *.webp *.gif *.ppm *.pgm);;All files (*)"
-STATE_VERSION = 2  # 2: the video timeline and footage docks
+STATE_VERSION = 3  # 2: the video timeline and footage docks; 3: the cases dock
 #: a free screen area narrower or lower than this (logical pixels: a laptop, 150 % scaling) gets the compact layout
 COMPACT_BELOW = (1200, 760)
 
@@ -82,9 +83,10 @@ class MainWindow(QMainWindow):
         self.severity = SeverityDock(self.session, self)
         self.gallery = GalleryDock(self.session, self)
         self.history = HistoryDock(self.session, self)
+        self.cases = CasesDock(self.session, self)
         self.timeline = TimelineDock(self.session, self)
         self.footage = FootageDock(self.session, self.timeline, self)
-        self.docks = [self.gallery, self.history, self.matches, self.heatmap, self.regions, self.severity,
+        self.docks = [self.gallery, self.history, self.cases, self.matches, self.heatmap, self.regions, self.severity,
                       self.timeline, self.footage]
         for d in self.docks:
             d.setFeatures(QDockWidgetFeatures.ALL)
@@ -102,6 +104,7 @@ class MainWindow(QMainWindow):
         self.session.message.connect(self.statusBar().showMessage)
         self.session.gallery_changed.connect(self._refresh_info)
         self.history.reopen.connect(lambda p: self.open_query(p, record=False))
+        self.cases.search_in.connect(self.search_in_case)
         self.gallery.import_finished.connect(lambda _r: self._refresh_info())
         self.last_result = None
         self.compact = False
@@ -120,6 +123,7 @@ class MainWindow(QMainWindow):
         self.addDockWidget(L, self.gallery)
         self.addDockWidget(L, self.history)
         self.tabifyDockWidget(self.gallery, self.history)
+        self.tabifyDockWidget(self.history, self.cases)
         self.gallery.raise_()
         self.addDockWidget(R, self.matches)
         self.addDockWidget(R, self.heatmap)
@@ -303,6 +307,20 @@ class MainWindow(QMainWindow):
         self.session.select_face((0 if delta > 0 else n - 1) if i < 0 else (i + delta) % n)
 
     # -- queries ------------------------------------------------------------------------------
+    def search_in_case(self, case_id: str) -> None:
+        """Restrict this window's searches to ``case_id`` (the gallery's case filter) and search the open
+        query photo again in it; without one, say what to do next."""
+
+        self.gallery.case_filter.select(case_id)
+        if self.gallery.case_filter.case_ids() != [case_id]:  # no person has it (a case of queries only)
+            self.statusBar().showMessage(f"Case {case_id} has no person in the gallery to search.", 10000)
+            return
+        if self.session.result is not None:
+            self.open_query(self.session.result.query)
+        else:
+            self.statusBar().showMessage(f"Searches are restricted to case {case_id}: open a query photo (Ctrl+O).",
+                                         15000)
+
     def choose_query(self) -> None:
         path = choose_file(self, "Open a query photo", IMAGE_FILTER)
         if path:
