@@ -91,6 +91,8 @@ class MainWindow(QMainWindow):
         for d in self.docks:
             d.setFeatures(QDockWidgetFeatures.ALL)
             d.setWidget(scrollable(d.widget()))  # a small dock scrolls instead of growing the window
+        self.resize(1280, 800)  # before the dock sizes, which are kept within the window
+        self.compact, self._sized = False, False
         self._default_layout()
         self._default_state = self.saveState(STATE_VERSION)
 
@@ -107,9 +109,7 @@ class MainWindow(QMainWindow):
         self.cases.search_in.connect(self.search_in_case)
         self.gallery.import_finished.connect(lambda _r: self._refresh_info())
         self.last_result = None
-        self.compact = False
 
-        self.resize(1280, 800)
         if restore_layout:
             self.restore_layout()
         QTimer.singleShot(0, self._startup)
@@ -135,18 +135,35 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.severity, self.footage)
         self.regions.raise_()
         self.severity.raise_()
-        self.resizeDocks([self.gallery, self.matches], [280, 330], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.matches, self.heatmap], [430, 300], Qt.Orientation.Vertical)
-        self.resizeDocks([self.regions], [260], Qt.Orientation.Vertical)
-        self.resizeDocks([self.regions, self.severity], [400, 550], Qt.Orientation.Horizontal)
+        self._size_docks()
+
+    def _size_docks(self) -> None:
+        """The docks' default sizes (the bottom row as high as the region chart needs; compact: smaller)."""
+
+        H, V = Qt.Orientation.Horizontal, Qt.Orientation.Vertical
+        if self.compact:
+            self.resizeDocks([self.gallery, self.matches], [250, 300], H)
+            self.resizeDocks([self.regions], [200], V)
+            return
+        self.resizeDocks([self.gallery, self.matches], [320, 360], H)
+        self.resizeDocks([self.matches, self.heatmap], [430, 300], V)
+        bottom = max(d.widget().content_height() for d in (self.regions, self.severity)) + 24  # + the title
+        self.resizeDocks([self.regions], [max(220, bottom)], V)
+        self.resizeDocks([self.regions, self.severity], [400, 550], H)
+
+    def showEvent(self, ev):  # noqa: N802
+        super().showEvent(ev)
+        if not self._sized:  # once shown the layout honours the sizes (a restored state keeps its own)
+            self._sized = True
+            QTimer.singleShot(0, self._size_docks)
 
     def restore_layout(self) -> None:
         s = ui_settings()
         geo, state = s.value("window/geometry"), s.value("window/state")
         if geo is not None:
             self.restoreGeometry(geo)
-        if state is not None:
-            self.restoreState(state, STATE_VERSION)
+        if state is not None and self.restoreState(state, STATE_VERSION):
+            self._sized = True  # the user's own dock sizes
         self.clamp_to_screen()
 
     def clamp_to_screen(self, free: QRect | None = None) -> None:
@@ -184,8 +201,7 @@ class MainWindow(QMainWindow):
         self.regions.raise_()
         self.matches.raise_()
         self.compact = True
-        self.resizeDocks([self.gallery, self.matches], [250, 300], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.regions], [170], Qt.Orientation.Vertical)
+        self._size_docks()
 
     def save_layout(self) -> None:
         s = ui_settings()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 
 import numpy as np
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QApplication, QFrame, QLabel, QMessageBox, QScrollArea, QSizePolicy, QWidget
 
@@ -134,14 +134,41 @@ def fit_to_screen(widget, width: int, height: int, free=None) -> None:
     widget.resize(min(width, free.width()), min(height, free.height() - 40))
 
 
-def scrollable(widget: QWidget) -> QScrollArea:
-    """``widget`` in a frameless scroll area that resizes it: a dock (or dialog part) holding it can be
-    smaller than the widget's minimum size (a small screen, 150 % scaling) and scrolls instead of being cut
-    off or pushing the window beyond the screen."""
+class _VerticalScroll(QScrollArea):
+    """Scrolls up and down only: as wide as its widget needs (nothing is cut off at the side), but it may
+    be much lower than the widget (a small screen, 150 % scaling) and then scrolls."""
 
-    area = QScrollArea()
+    MIN_HEIGHT = 80
+
+    def setWidget(self, widget) -> None:  # noqa: N802
+        super().setWidget(widget)
+        widget.installEventFilter(self)
+
+    def eventFilter(self, obj, ev):  # noqa: N802
+        if obj is self.widget() and ev.type() == QEvent.Type.LayoutRequest:
+            self.updateGeometry()  # the widget's minimum width changed: the dock follows
+        return super().eventFilter(obj, ev)
+
+    def minimumSizeHint(self):  # noqa: N802
+        inner = self.widget().minimumSizeHint() if self.widget() is not None else super().minimumSizeHint()
+        bar = self.verticalScrollBar().sizeHint().width()
+        return inner.__class__(inner.width() + bar + 2 * self.frameWidth(), min(inner.height(), self.MIN_HEIGHT))
+
+    def content_height(self) -> int:
+        """The height the widget needs to show without scrolling."""
+
+        return self.widget().minimumSizeHint().height() + 2 * self.frameWidth() if self.widget() is not None else 0
+
+
+def scrollable(widget: QWidget) -> QScrollArea:
+    """``widget`` in a frameless scroll area that resizes it and scrolls up and down only: a dock holding
+    it keeps the widget's minimum width but can be lower than its minimum height (a small screen, 150 %
+    scaling) and scrolls instead of being cut off or pushing the window beyond the screen."""
+
+    area = _VerticalScroll()
     area.setObjectName(f"scroll_{widget.objectName() or type(widget).__name__}")
     area.setWidgetResizable(True)
     area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
     area.setWidget(widget)
     return area

@@ -43,12 +43,16 @@ class CasesDock(QDockWidget):
         self.tree.setSortingEnabled(True)
         self.tree.sortByColumn(0, Qt.SortOrder.AscendingOrder)
         head = self.tree.header()
-        head.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for col in range(1, len(COLUMNS)):
+        for col in range(len(COLUMNS)):
             head.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        head.setStretchLastSection(True)
         self.tree.currentItemChanged.connect(lambda *_: self._update_buttons())
         self.tree.itemDoubleClicked.connect(lambda *_: self.search_selected())
         lay.addWidget(self.tree, 1)
+        self.details = plain(QLabel(""))  # the selected case in words (the columns may be cut in a narrow dock)
+        self.details.setWordWrap(True)
+        self.details.setObjectName("caseDetails")
+        lay.addWidget(self.details)
         row = QHBoxLayout()
         self.search_btn = QPushButton("Search in this case")
         self.search_btn.setToolTip("Restrict the searches of this window to the persons of the selected case")
@@ -79,8 +83,9 @@ class CasesDock(QDockWidget):
         self.tree.setSortingEnabled(False)
         self.tree.clear()
         for c in self.cases:
-            when = (c["last_activity"] or "\u2013")[:16].replace("T", " ")
-            it = QTreeWidgetItem([c["case_id"], "", "", "", when])
+            when = c["last_activity"] or ""
+            it = QTreeWidgetItem([c["case_id"], "", "", "", when[:10] or "\u2013"])  # the day; the time as a tip
+            it.setToolTip(4, when[:19].replace("T", " ") + " UTC" if when else "no activity recorded")
             for col, key in ((1, "persons"), (2, "images"), (3, "queries")):
                 it.setData(col, Qt.ItemDataRole.DisplayRole, int(c[key]))  # sorts as numbers
             it.setData(0, ROLE, c["case_id"])
@@ -120,9 +125,17 @@ class CasesDock(QDockWidget):
         return None if it is None or it.isHidden() else it.data(0, ROLE)
 
     def _update_buttons(self) -> None:
-        on = self.selected() is not None
-        self.search_btn.setEnabled(on)
-        self.export_btn.setEnabled(on)
+        case_id = self.selected()
+        self.search_btn.setEnabled(case_id is not None)
+        self.export_btn.setEnabled(case_id is not None)
+        c = next((c for c in self.cases if c["case_id"] == case_id), None)
+        if c is None:
+            self.details.setText("Select a case.")
+            return
+        when = (c["last_activity"] or "")[:16].replace("T", " ")
+        self.details.setText(f"{c['case_id']}: {c['persons']} person(s) ({', '.join(c['labels']) or 'none'}), "
+                             f"{c['images']} photo(s), {c['queries']} recorded quer{'y' if c['queries'] == 1 else 'ies'}"
+                             f", last activity {when or 'none'} UTC")
 
     # -- per case -------------------------------------------------------------------------------
     def search_selected(self) -> None:
