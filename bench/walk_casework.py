@@ -1,7 +1,8 @@
 """A scripted walk through the casework workflow in the real window, with numbered screenshots.
 
 First start (the empty-gallery guidance), import a folder through the import dialog (one person per
-subfolder, a case id), add a person with the form, search a photo, open the comparison view, reopen
+subfolder, a case id), add a person with the form, search a photo, open the comparison view (and compare
+with another photo of the candidate), reopen
 the query from the history and record decisions (reject with a note, confirm with a note), search
 again, export the report (HTML + PDF), the case list with its case file export (HTML + PDF; page 1 rendered
 to ``case_file_report_page1.png``), delete a person and undo. Liveness is on (the shipped settings). Each step grabs the whole screen
@@ -142,6 +143,15 @@ def main() -> int:
     cmp.heatmap.setChecked(True)
     wait(lambda: cmp.explained is not None or "not available" in cmp.status.text(), what="the heatmaps")
     shot("comparison_heatmap")
+    # 5b. click another photo of the candidate: the query face is compared with that photo
+    cmp.heatmap.setChecked(False)
+    wait(lambda: cmp.others.count() >= 2, what="the candidate's photos")
+    other = cmp.others.item(1)
+    cmp.others.setCurrentItem(other)
+    cmp.others.itemClicked.emit(other)
+    wait(lambda: cmp.compared["image_id"] != cmp.match.record_id, what="the other photo")
+    wait(lambda: cmp.shown_photo == cmp.compared["image"], what="its full photo")
+    shot("comparison_other_photo")
     cmp.close()
     # 6. reopen from the history and decide: reject the top candidate, confirm the second, with notes
     wait(lambda: win.history.list.count() >= 1, what="the history")

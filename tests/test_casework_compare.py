@@ -112,7 +112,7 @@ def test_clicking_another_photo_compares_with_it(qtbot, win, setup):
     assert abs(cmp.compared["similarity"] - expected) < 1e-4, (cmp.compared, expected)
     assert cmp.compared["face_id"] != first["face_id"] and cmp.crop is not first_crop
     assert f"{expected:.3f}" in cmp.c_caption.text()
-    qtbot.waitUntil(lambda: not cmp.c_photo.item.pixmap().isNull(), timeout=MS)
+    qtbot.waitUntil(lambda: cmp.shown_photo == cmp.compared["image"], timeout=MS)  # its full photo
     # and back to the matched photo: its score is the one the candidate list showed
     cmp.others.itemClicked.emit(cmp.others.item(0))
     qtbot.waitUntil(lambda: cmp.compared["image_id"] == first["image_id"], timeout=MS)

@@ -82,6 +82,7 @@ class ComparisonWindow(QDialog):
         self.crop: np.ndarray | None = None
         self.explained = None
         #: the candidate photo compared now: the matched one, or another photo of the person (clicked)
+        self.shown_photo: str | None = None  # the candidate photo drawn in the lower right view
         self.compared = {"image_id": int(match.record_id), "face_id": int(match.face_id), "image": match.image,
                          "similarity": float(match.similarity)}
         y0, x0, y1, x1 = face_window(result.pixels.shape, face.box)
@@ -161,7 +162,7 @@ class ComparisonWindow(QDialog):
     def _load(self) -> None:
         m = self.match
         self.session.call("face_crops", [m.face_id], on_result=self._got_crop)
-        self.session.call("thumbnails", [m.image], PHOTO * 2, on_result=lambda t: self.c_photo.set_image(t[0]))
+        self._show_photo(m.image)
         self.session.call("person", m.person_id, on_result=self._got_person,
                           on_error=lambda e: self.meta.setText(f"Not in the gallery any more: {error_text(e)}"))
 
@@ -213,8 +214,18 @@ class ComparisonWindow(QDialog):
         self.c_caption.setText(f"Candidate: {self.match.label}  (similarity {out['similarity']:.3f}{matched})")
         self.status.setText(f"Compared with {str(out['image']).replace(chr(92), '/').rsplit('/', 1)[-1]}: "
                             f"similarity {out['similarity']:.3f}")
-        self.session.call("thumbnails", [out["image"]], PHOTO * 2, on_result=lambda t: self.c_photo.set_image(t[0]))
+        self._show_photo(out["image"])
         self._draw_chips()
+
+    def _show_photo(self, path: str) -> None:
+        """The candidate's full photo ``path`` in the lower right view (``shown_photo`` once it is there)."""
+
+        def shown(thumbs, path=path):
+            if path == self.compared["image"]:
+                self.c_photo.set_image(thumbs[0])
+                self.shown_photo = path
+
+        self.session.call("thumbnails", [path], PHOTO * 2, on_result=shown)
 
     # -- drawing --------------------------------------------------------------------------------
     def _draw_chips(self) -> None:

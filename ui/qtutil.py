@@ -136,7 +136,10 @@ def fit_to_screen(widget, width: int, height: int, free=None) -> None:
 
 class _VerticalScroll(QScrollArea):
     """Scrolls up and down only: as wide as its widget needs (nothing is cut off at the side), but it may
-    be much lower than the widget (a small screen, 150 % scaling) and then scrolls."""
+    be much lower than the widget (a small screen, 150 % scaling) and then scrolls. The widget gets the
+    viewport's width and the larger of the viewport's height and its own *minimum* height for that width
+    (QScrollArea's own resizing uses the preferred height of a layout with wrapped labels: a chart would
+    scroll although it fits)."""
 
     MIN_HEIGHT = 80
 
@@ -147,27 +150,46 @@ class _VerticalScroll(QScrollArea):
     def eventFilter(self, obj, ev):  # noqa: N802
         if obj is self.widget() and ev.type() == QEvent.Type.LayoutRequest:
             self.updateGeometry()  # the widget's minimum width changed: the dock follows
+            self._fit()
         return super().eventFilter(obj, ev)
+
+    def resizeEvent(self, ev):  # noqa: N802
+        super().resizeEvent(ev)
+        self._fit()
 
     def minimumSizeHint(self):  # noqa: N802
         inner = self.widget().minimumSizeHint() if self.widget() is not None else super().minimumSizeHint()
         bar = self.verticalScrollBar().sizeHint().width()
         return inner.__class__(inner.width() + bar + 2 * self.frameWidth(), min(inner.height(), self.MIN_HEIGHT))
 
-    def content_height(self) -> int:
-        """The height the widget needs to show without scrolling."""
+    def content_height(self, width: int | None = None) -> int:
+        """The height the widget needs at ``width`` (default: the viewport's) to show without scrolling."""
 
-        return self.widget().minimumSizeHint().height() + 2 * self.frameWidth() if self.widget() is not None else 0
+        w = self.widget()
+        if w is None:
+            return 0
+        width = max(width or self.viewport().width(), w.minimumSizeHint().width())
+        lay = w.layout()
+        need = w.minimumSizeHint().height()
+        if lay is not None and lay.hasHeightForWidth():
+            need = max(need, lay.totalMinimumHeightForWidth(width))
+        return need + 2 * self.frameWidth()
+
+    def _fit(self) -> None:
+        w = self.widget()
+        if w is None:
+            return
+        width = max(self.viewport().width(), w.minimumSizeHint().width())
+        w.resize(width, max(self.viewport().height(), self.content_height(width) - 2 * self.frameWidth()))
 
 
 def scrollable(widget: QWidget) -> QScrollArea:
-    """``widget`` in a frameless scroll area that resizes it and scrolls up and down only: a dock holding
+    """``widget`` in a frameless scroll area that sizes it and scrolls up and down only: a dock holding
     it keeps the widget's minimum width but can be lower than its minimum height (a small screen, 150 %
     scaling) and scrolls instead of being cut off or pushing the window beyond the screen."""
 
     area = _VerticalScroll()
     area.setObjectName(f"scroll_{widget.objectName() or type(widget).__name__}")
-    area.setWidgetResizable(True)
     area.setFrameShape(QFrame.Shape.NoFrame)
     area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
     area.setWidget(widget)
