@@ -143,6 +143,9 @@ def main() -> int:
     cmp.heatmap.setChecked(True)
     wait(lambda: cmp.explained is not None or "not available" in cmp.status.text(), what="the heatmaps")
     shot("comparison_heatmap")
+    free = app.primaryScreen().availableGeometry()
+    print(f"comparison {cmp.width()}x{cmp.height()} (minimum {cmp.minimumSizeHint().width()}x"
+          f"{cmp.minimumSizeHint().height()}) on a free area of {free.width()}x{free.height()}", flush=True)
     # 5b. click another photo of the candidate: the query face is compared with that photo
     cmp.heatmap.setChecked(False)
     wait(lambda: cmp.others.count() >= 2, what="the candidate's photos")

@@ -130,7 +130,9 @@ def test_comparison_window_fits_960x600(qtbot, win):
     cmp = win.matches.comparison
     qtbot.waitUntil(lambda: cmp.crop is not None and cmp.others.count() == 3, timeout=MS)
     fit_to_screen(cmp, 1280, 800, QRect(0, 0, 960, 600))
-    hint = cmp.minimumSizeHint()
-    assert hint.width() <= 960 and hint.height() <= 560, hint
-    assert cmp.width() <= 960 and cmp.height() <= 560
+    for heatmap in (False, True):  # the colour bar and its caption must not widen the window
+        cmp.heatmap.setChecked(heatmap)
+        hint = cmp.minimumSizeHint()
+        assert hint.width() <= 960 and hint.height() <= 560, (heatmap, hint)
+        assert cmp.width() <= 960 and cmp.height() <= 560
     cmp.close()

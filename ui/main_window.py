@@ -148,7 +148,7 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.gallery, self.matches], [320, 360], H)
         self.resizeDocks([self.matches, self.heatmap], [430, 300], V)
         bottom = max(d.widget().content_height() for d in (self.regions, self.severity)) + 24  # + the title
-        self.resizeDocks([self.regions], [max(270, bottom)], V)
+        self.resizeDocks([self.regions], [max(300, bottom)], V)
         self.resizeDocks([self.regions, self.severity], [400, 550], H)
 
     def showEvent(self, ev):  # noqa: N802

@@ -194,3 +194,13 @@ def scrollable(widget: QWidget) -> QScrollArea:
     area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
     area.setWidget(widget)
     return area
+
+
+def reveal(widget: QWidget) -> None:
+    """Scroll the scroll area that holds ``widget`` (a dock's contents, :func:`scrollable`) until it shows."""
+
+    parent = widget.parentWidget()
+    while parent is not None and not isinstance(parent, QScrollArea):
+        parent = parent.parentWidget()
+    if parent is not None:
+        parent.ensureWidgetVisible(widget, 0, 8)
