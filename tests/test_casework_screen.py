@@ -61,6 +61,34 @@ def test_main_window_fits_960x600_with_every_dock_inside(qtbot, empty):
         win.close()
 
 
+def test_restored_geometry_from_a_larger_screen_fits_960x600(qtbot, empty, monkeypatch):
+    """A layout saved at 1440x900 (100 %) and restored at 150 % (960x600 free): shrunk onto the screen."""
+
+    from PySide6.QtGui import QScreen
+
+    from ui.main_window import MainWindow
+
+    settings, host = empty
+    first = MainWindow(settings, host, offer_demo=False, restore_layout=False)
+    qtbot.addWidget(first)
+    first.resize(1440, 900)
+    first.save_layout()
+    first.session.pool.wait_idle(timeout_ms=60_000, settle_ms=0)
+    first.close()
+    monkeypatch.setattr(QScreen, "availableGeometry", lambda _self: QRect(SMALL))
+    win = MainWindow(settings, host, offer_demo=False, restore_layout=True)
+    qtbot.addWidget(win)
+    try:
+        win.show()
+        qtbot.wait(50)
+        assert win.compact and fits(win.frameGeometry().size()) and fits(win.minimumSizeHint())
+        assert SMALL.contains(win.frameGeometry()), win.frameGeometry()
+    finally:
+        win.session.pool.cancel_all()
+        win.session.pool.wait_idle(timeout_ms=60_000, settle_ms=0)
+        win.close()
+
+
 def test_large_screen_keeps_the_default_layout(qtbot, empty):
     from ui.main_window import MainWindow
 

@@ -92,7 +92,7 @@ class MainWindow(QMainWindow):
             d.setFeatures(QDockWidgetFeatures.ALL)
             d.setWidget(scrollable(d.widget()))  # a small dock scrolls instead of growing the window
         self.resize(1280, 800)  # before the dock sizes, which are kept within the window
-        self.compact, self._sized = False, False
+        self.compact, self._sized, self._clamp_on_show = False, False, False
         self._default_layout()
         self._default_state = self.saveState(STATE_VERSION)
 
@@ -156,6 +156,9 @@ class MainWindow(QMainWindow):
         if not self._sized:  # once shown the layout honours the sizes (a restored state keeps its own)
             self._sized = True
             QTimer.singleShot(0, self._size_docks)
+        if self._clamp_on_show:  # the frame (title bar, borders) is known only now
+            self._clamp_on_show = False
+            QTimer.singleShot(0, self.clamp_to_screen)
 
     def restore_layout(self) -> None:
         s = ui_settings()
@@ -165,6 +168,7 @@ class MainWindow(QMainWindow):
         if state is not None and self.restoreState(state, STATE_VERSION):
             self._sized = True  # the user's own dock sizes
         self.clamp_to_screen()
+        self._clamp_on_show = True
 
     def clamp_to_screen(self, free: QRect | None = None) -> None:
         """Never larger than the screen's free area (``free``; default: this window's screen), and on it
