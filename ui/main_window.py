@@ -145,7 +145,7 @@ class MainWindow(QMainWindow):
             self.resizeDocks([self.gallery, self.matches], [250, 300], H)
             self.resizeDocks([self.regions], [200], V)
             return
-        self.resizeDocks([self.gallery, self.matches], [320, 360], H)
+        self.resizeDocks([self.gallery, self.matches], [350, 360], H)  # the case list shows all its columns
         self.resizeDocks([self.matches, self.heatmap], [430, 300], V)
         bottom = max(d.widget().content_height() for d in (self.regions, self.severity)) + 24  # + the title
         self.resizeDocks([self.regions], [max(300, bottom)], V)

@@ -46,6 +46,7 @@ class CasesDock(QDockWidget):
         for col in range(len(COLUMNS)):
             head.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         head.setStretchLastSection(True)
+        head.setMinimumSectionSize(24)  # the counts' columns as narrow as their titles: "Last activity" stays in view
         self.tree.currentItemChanged.connect(lambda *_: self._update_buttons())
         self.tree.itemDoubleClicked.connect(lambda *_: self.search_selected())
         lay.addWidget(self.tree, 1)
@@ -94,6 +95,7 @@ class CasesDock(QDockWidget):
             if c["case_id"] == keep:
                 self.tree.setCurrentItem(it)
         self.tree.setSortingEnabled(True)
+        self.tree.header().setSortIndicatorShown(False)  # its room in every title pushed "Last activity" out
         n = len(self.cases)
         self.status.setText(f"{n} case{'s' if n != 1 else ''}" if n else
                             "No case yet: give persons a case ID (import dialog, Add person, Edit).")
