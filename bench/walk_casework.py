@@ -1,9 +1,11 @@
 """A scripted walk through the casework workflow in the real window, with numbered screenshots.
 
 First start (the empty-gallery guidance), import a folder through the import dialog (one person per
-subfolder, a case id), add a person with the form, search a photo, open the comparison view, reopen
+subfolder, a case id), add a person with the form, search a photo, open the comparison view (and compare
+with another photo of the candidate), reopen
 the query from the history and record decisions (reject with a note, confirm with a note), search
-again, export the report (HTML + PDF), delete a person and undo. Each step grabs the whole screen
+again, export the report (HTML + PDF), the case list with its case file export (HTML + PDF; page 1 rendered
+to ``case_file_report_page1.png``), delete a person and undo. Liveness is on (the shipped settings). Each step grabs the whole screen
 (dialogs included) into ``<out>/walk_<tag>_<NN>_<step>.png``.
 
 Run under Xvfb (LFW persons from ../shared/data/lfw; evaluation data, only enrolled and searched):
@@ -19,7 +21,6 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,7 +47,7 @@ def main() -> int:
 
     app = QApplication.instance() or QApplication(sys.argv)
     work = Path(tempfile.mkdtemp(prefix="fasfinder-walk-"))
-    settings = replace(Settings(gallery=str(work / "gallery.db")), liveness=False)
+    settings = Settings(gallery=str(work / "gallery.db"))  # the shipped defaults: liveness on
     host = LocalHost(settings)
     win = MainWindow(settings, host, offer_demo=False, restore_layout=False)
     win.save_layout = lambda: None
@@ -142,6 +143,18 @@ def main() -> int:
     cmp.heatmap.setChecked(True)
     wait(lambda: cmp.explained is not None or "not available" in cmp.status.text(), what="the heatmaps")
     shot("comparison_heatmap")
+    free = app.primaryScreen().availableGeometry()
+    print(f"comparison {cmp.width()}x{cmp.height()} (minimum {cmp.minimumSizeHint().width()}x"
+          f"{cmp.minimumSizeHint().height()}) on a free area of {free.width()}x{free.height()}", flush=True)
+    # 5b. click another photo of the candidate: the query face is compared with that photo
+    cmp.heatmap.setChecked(False)
+    wait(lambda: cmp.others.count() >= 2, what="the candidate's photos")
+    other = cmp.others.item(1)
+    cmp.others.setCurrentItem(other)
+    cmp.others.itemClicked.emit(other)
+    wait(lambda: cmp.compared["image_id"] != cmp.match.record_id, what="the other photo")
+    wait(lambda: cmp.shown_photo == cmp.compared["image"], what="its full photo")
+    shot("comparison_other_photo")
     cmp.close()
     # 6. reopen from the history and decide: reject the top candidate, confirm the second, with notes
     wait(lambda: win.history.list.count() >= 1, what="the history")
@@ -169,7 +182,23 @@ def main() -> int:
     wait(lambda: getattr(rec, "last_report", None) is not None or "No report" in rec.status.text(), what="the report")
     shot("report_exported")
     rec.close()
-    # 9. delete a person (asked, naming what goes) and undo
+    # 9. the case list: every case with persons, photos, queries; export the case file (HTML and PDF)
+    cases = win.cases
+    cases.raise_()
+    wait(lambda: cases.tree.topLevelItemCount() >= 2, what="the case list")
+    cases.select("MP-2026-0142")
+    cases.export_selected(str(work / "case.html"))
+    wait(lambda: cases.last_report is not None or "No case report" in cases.status.text(), what="the case report")
+    shot("case_list")
+    if cases.last_report is not None:
+        import pypdfium2 as pdfium
+
+        doc = pdfium.PdfDocument(cases.last_report["pdf"])
+        doc[0].render(scale=1.5).to_pil().convert("RGB").save(args.out / "case_file_report_page1.png", optimize=True)
+        doc.close()
+    print("status bar:", win.status_info.text(), flush=True)
+    win.gallery.raise_()
+    # 10. delete a person (asked, naming what goes) and undo
     tree = win.gallery.tree
     item = next(tree.topLevelItem(i) for i in range(tree.topLevelItemCount()) if tree.topLevelItem(i).text(0) == "Tony Blair")
     tree.setCurrentItem(item)

@@ -1,4 +1,5 @@
-"""The casework commands of the command line (issue 17): ``decide``, ``report``, ``cases``, ``trash``, ``restore``.
+"""The casework commands of the command line (issue 17): ``decide``, ``report``, ``case-report``, ``cases``,
+``trash``, ``restore``.
 
 Registered by :mod:`fasfinder.cli` (which passes its option helper, service factory and printer,
 so this module imports nothing of it); each is one service operation.
@@ -27,6 +28,15 @@ def register(sub, common, service, emit, safe) -> None:
         out = ff.case_report(args.query_id, args.out)
         out.pop("html")
         emit(out, args.json, f"{safe(out['path'])} sha256 {out['sha256']}")
+        ff.close()
+        return 0
+
+    def cmd_case_report(args) -> int:
+        ff = service(args)
+        out = ff.case_file_report(args.case_id, args.out)
+        out.pop("html")
+        emit(out, args.json, f"{safe(out['path'])} sha256 {out['sha256']} ({len(out['queries'])} recorded "
+                             f"quer{'y' if len(out['queries']) == 1 else 'ies'} of case {safe(out['case_id'])})")
         ff.close()
         return 0
 
@@ -67,6 +77,13 @@ def register(sub, common, service, emit, safe) -> None:
     sp.add_argument("out", type=Path, help="the HTML file to write")
     common(sp, engine=False)
     sp.set_defaults(func=cmd_report)
+
+    sp = sub.add_parser("case-report", help="the case file (self-contained HTML) of a case: every recorded query "
+                        "of it with its candidates, decisions and sha256s (the GUI's Cases dock also writes the PDF)")
+    sp.add_argument("case_id", help="the case id (see `cases`)")
+    sp.add_argument("out", type=Path, help="the HTML file to write")
+    common(sp, engine=False)
+    sp.set_defaults(func=cmd_case_report)
 
     sp = sub.add_parser("cases", help="the case ids with their persons and photo / face counts")
     common(sp, engine=False)

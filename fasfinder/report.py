@@ -1,4 +1,5 @@
-"""The case report of one recorded query: a self-contained HTML page (the GUI prints it to PDF with Qt).
+"""The case report of one recorded query, and the case file of a case (all its recorded queries): each a
+self-contained HTML page (the GUI prints it to PDF with Qt).
 
 Built from what was recorded, never from a new search: the query (path, sha256, time, user, engine),
 each face with its liveness verdict and the candidates as they were shown (rank, label, case id,
@@ -16,6 +17,7 @@ from . import __version__
 
 _CSS = """body{font-family:sans-serif;font-size:10pt;color:#111;margin:24px}
 h1{font-size:16pt;margin:0 0 4px}h2{font-size:12pt;margin:18px 0 6px;border-bottom:1px solid #999}
+h3{font-size:11pt;margin:10px 0 4px}
 table{border-collapse:collapse;width:100%}td,th{border:1px solid #bbb;padding:3px 5px;vertical-align:top;text-align:left}
 th{background:#eee}.mono{font-family:monospace;font-size:8pt;word-break:break-all}.note{white-space:pre-wrap}
 .confirm{color:#0a6b0a;font-weight:bold}.reject{color:#a30000;font-weight:bold}.unsure{color:#8a5a00;font-weight:bold}"""
@@ -29,37 +31,31 @@ def _pct(v) -> str:
     return "n/a" if v is None else f"{100 * float(v):.1f} %"
 
 
-def case_report(entry: dict, *, candidates: dict[int, dict], generated_at: str, user: str,
-                engine_description: str = "") -> str:
-    """The HTML of one recorded query ``entry`` (a :meth:`Gallery.query` row with its ``decisions``).
+def _query_table(entry: dict, engine_description: str) -> list[str]:
+    return ["<table>",
+            f"<tr><th>Query photo</th><td>{_e(entry['query_path'])}</td></tr>",
+            f"<tr><th>Query sha256</th><td class='mono'>{_e(entry.get('query_sha256'))}</td></tr>",
+            f"<tr><th>Searched</th><td>{_e(entry['created_at'])} by {_e(entry['user'])}</td></tr>",
+            f"<tr><th>Engine</th><td>{_e(entry['engine'])} {_e(engine_description)}</td></tr>",
+            "</table>"]
 
-    ``candidates[face_id]``: ``{"sha256", "crop" (JPEG bytes or None), "path"}`` of each candidate
-    still in the gallery (a candidate deleted since is reported from the recorded result alone).
-    """
+
+def _faces(entry: dict, candidates: dict[int, dict], h: str = "h2") -> list[str]:
+    """The recorded faces of one query: liveness, the candidates as shown (crop, scores, photo sha256)
+    and the decisions with notes."""
 
     res = entry.get("results") or {}
     decisions = {(d["face_index"], d["face_id"]): d for d in entry.get("decisions", [])}
-    out = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Case report: query {_e(entry['id'])}</title>"
-           f"<style>{_CSS}</style></head><body>",
-           f"<h1>Case report \u2013 query {_e(entry['id'])}</h1>",
-           "<p>A candidate is a lead for a trained person to check, never an identification on its own. "
-           "The results below are those recorded at the time of the search.</p>",
-           "<table>",
-           f"<tr><th>Query photo</th><td>{_e(entry['query_path'])}</td></tr>",
-           f"<tr><th>Query sha256</th><td class='mono'>{_e(entry.get('query_sha256'))}</td></tr>",
-           f"<tr><th>Searched</th><td>{_e(entry['created_at'])} by {_e(entry['user'])}</td></tr>",
-           f"<tr><th>Engine</th><td>{_e(entry['engine'])} {_e(engine_description)}</td></tr>",
-           f"<tr><th>Report</th><td>{_e(generated_at)} by {_e(user)}, FASFinder {_e(__version__)}</td></tr>",
-           "</table>"]
+    out = []
     if res.get("error"):
-        out.append(f"<h2>Search failed</h2><p>{_e(res['error'].get('code'))}: {_e(res['error'].get('message'))}</p>")
+        out.append(f"<{h}>Search failed</{h}><p>{_e(res['error'].get('code'))}: {_e(res['error'].get('message'))}</p>")
     faces = res.get("faces") or []
     if not faces and not res.get("error"):
-        out.append("<h2>No face found</h2>")
+        out.append(f"<{h}>No face found</{h}>")
     for fi, face in enumerate(faces):
         live = face.get("liveness") or {}
         verdict = f"{_e(live.get('label'))} (score {_e(live.get('score'))})" if live else "not checked"
-        out.append(f"<h2>Face {fi + 1} of {len(faces)} \u2013 box {_e(face.get('box'))}, liveness {verdict}</h2>")
+        out.append(f"<{h}>Face {fi + 1} of {len(faces)} \u2013 box {_e(face.get('box'))}, liveness {verdict}</{h}>")
         matches = face.get("matches") or []
         if not matches:
             out.append("<p>No candidate in the gallery at the time of the search.</p>")
@@ -84,6 +80,54 @@ def case_report(entry: dict, *, candidates: dict[int, dict], generated_at: str, 
                        f"<td>{_e(m.get('similarity'))}</td><td>{_pct(m.get('confidence'))}</td><td>{dec}</td>"
                        f"<td class='mono'>{_e(sha)}</td></tr>")
         out.append("</table>")
+    return out
+
+
+def _head(title: str) -> str:
+    return f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{_e(title)}</title><style>{_CSS}</style></head><body>"
+
+
+LEAD = ("<p>A candidate is a lead for a trained person to check, never an identification on its own. "
+        "The results below are those recorded at the time of the search.</p>")
+
+
+def case_report(entry: dict, *, candidates: dict[int, dict], generated_at: str, user: str,
+                engine_description: str = "") -> str:
+    """The HTML of one recorded query ``entry`` (a :meth:`Gallery.query` row with its ``decisions``).
+
+    ``candidates[face_id]``: ``{"sha256", "crop" (JPEG bytes or None), "path"}`` of each candidate
+    still in the gallery (a candidate deleted since is reported from the recorded result alone).
+    """
+
+    out = [_head(f"Case report: query {entry['id']}"), f"<h1>Case report \u2013 query {_e(entry['id'])}</h1>", LEAD,
+           *_query_table(entry, engine_description)[:-1],
+           f"<tr><th>Report</th><td>{_e(generated_at)} by {_e(user)}, FASFinder {_e(__version__)}</td></tr>",
+           "</table>", *_faces(entry, candidates), "</body></html>"]
+    return "\n".join(out)
+
+
+def case_file_report(case: dict, entries: list[dict], *, candidates: dict[int, dict], generated_at: str,
+                     user: str, engine_descriptions: dict[str, str] | None = None) -> str:
+    """The case file: one case (a :meth:`Gallery.case_list` row) with every recorded query of it
+    (``entries``, oldest first, each with its ``decisions``), each query as in :func:`case_report`."""
+
+    desc = engine_descriptions or {}
+    decided = sum(1 for e in entries for _d in e.get("decisions", []))
+    out = [_head(f"Case file: {case['case_id']}"), f"<h1>Case file \u2013 {_e(case['case_id'])}</h1>", LEAD,
+           "<table>",
+           f"<tr><th>Case</th><td>{_e(case['case_id'])}</td></tr>",
+           f"<tr><th>Persons</th><td>{_e(', '.join(case.get('labels') or []) or '(none in the gallery)')}</td></tr>",
+           f"<tr><th>Photos</th><td>{_e(case.get('images'))}</td></tr>",
+           f"<tr><th>Recorded queries</th><td>{len(entries)} ({decided} decision(s))</td></tr>",
+           f"<tr><th>Last activity</th><td>{_e(case.get('last_activity'))}</td></tr>",
+           f"<tr><th>Report</th><td>{_e(generated_at)} by {_e(user)}, FASFinder {_e(__version__)}</td></tr>",
+           "</table>"]
+    if not entries:
+        out.append("<h2>No recorded query</h2>")
+    for entry in entries:
+        out.append(f"<h2>Query {_e(entry['id'])} \u2013 {_e(str(entry['query_path']).replace(chr(92), '/').rsplit('/', 1)[-1])}</h2>")
+        out += _query_table(entry, desc.get(entry["engine"], ""))
+        out += _faces(entry, candidates, h="h3")
     out.append("</body></html>")
     return "\n".join(out)
 

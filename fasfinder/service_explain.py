@@ -89,6 +89,26 @@ class ExplainOperations:
         return MatchExplanation(face_id=int(face_id), query=_face_heatmap(q_exp), gallery=_face_heatmap(g_exp))
 
     @operation
+    def compare_photo(self, query: str, face: int, image_id: int, path: str | None = None) -> dict:
+        """Query face ``face`` against gallery photo ``image_id`` (another photo of a candidate), scored as
+        a search scores it: the dot product of the query face's embedding with the photo's stored ones
+        (this engine). The photo's best face: ``face_id``, ``crop`` (RGB), ``similarity``; with
+        ``image_id``, ``image`` (its path) and ``faces`` (how many it has). ``not_in_gallery`` when the photo
+        is gone or has no embedded face."""
+
+        image, f = self.query_face(query, face, path)
+        face_ids = self.gallery.image_face_ids(int(image_id))
+        ids, vecs = self.gallery.stored_embeddings(self.settings.engine, np.array(face_ids, dtype=np.int64))
+        if not len(ids):
+            raise NotFoundInGallery(f"photo {image_id} has no face embedded with engine {self.settings.engine}")
+        q = np.asarray(self.embed(image, [f])[0], dtype=np.float32)
+        sims = np.asarray(vecs, dtype=np.float32) @ q
+        best = int(np.argmax(sims))
+        crop = self.gallery.face_crop_and_landmarks(int(ids[best]))[0]
+        return {"image_id": int(image_id), "image": self.gallery.image_row(int(image_id))["path"],
+                "face_id": int(ids[best]), "crop": crop, "similarity": float(sims[best]), "faces": len(face_ids)}
+
+    @operation
     def face_crops(self, face_ids: list[int]) -> list[np.ndarray | None]:
         """The stored RGB crops of gallery faces (None for a face that is gone)."""
 

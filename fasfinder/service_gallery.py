@@ -11,10 +11,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import BadArgument, GalleryError, check_label
+from .errors import BadArgument, GalleryError, NotFoundInGallery, check_label
 from .gallery import GalleryRecord, signing
 from .import_plan import plan_import
-from .report import case_report, what_changed
+from .report import case_file_report, case_report, what_changed
 from .operations import CancelToken, Progress, operation
 
 #: The passphrase of encrypted export archives when no ``archive_key`` is given (else the gallery key).
@@ -163,34 +163,71 @@ class GalleryOperations:
 
         return self.gallery.decide(int(query_id), int(face_index), int(face_id), str(decision), str(note or ""))
 
+    def _report_candidates(self, entries: list[dict]) -> dict[int, dict]:
+        """sha256, stored crop and path of every recorded candidate of ``entries`` still in the gallery."""
+
+        out = {}
+        for entry in entries:
+            for face in (entry["results"].get("faces") or []):
+                for m in face.get("matches") or []:
+                    try:
+                        row = self.gallery.face_row(int(m["face_id"]))
+                        image = self.gallery.image_row(int(row["image_id"]))
+                    except GalleryError:  # deleted since the search: reported from the record alone
+                        continue
+                    out[int(m["face_id"])] = {"sha256": image["sha256"], "crop": row["crop"], "path": image["path"]}
+        return out
+
+    @staticmethod
+    def _write_report(text: str, out_path, **extra) -> dict:
+        import hashlib
+
+        data = text.encode("utf-8")
+        if out_path is not None:
+            Path(out_path).write_bytes(data)
+        return {"html": text, "path": None if out_path is None else str(out_path),
+                "sha256": hashlib.sha256(data).hexdigest(), **extra}
+
     @operation
     def case_report(self, query_id: int, out_path: str | os.PathLike | None = None) -> dict:
         """The case report of a recorded query as self-contained HTML (fasfinder/report.py): the recorded
         candidates with their crops and photo sha256, liveness, decisions and notes, versions, user and
         times. Written to ``out_path`` when given; returns ``html``, ``path`` and the file's ``sha256``."""
 
-        import hashlib
-
         from .engines import describe
         from .gallery.store import current_user, now_iso
 
         entry = self.gallery.query(int(query_id))
-        candidates = {}
-        for face in (entry["results"].get("faces") or []):
-            for m in face.get("matches") or []:
-                try:
-                    row = self.gallery.face_row(int(m["face_id"]))
-                    image = self.gallery.image_row(int(row["image_id"]))
-                except GalleryError:  # deleted since the search: reported from the record alone
-                    continue
-                candidates[int(m["face_id"])] = {"sha256": image["sha256"], "crop": row["crop"], "path": image["path"]}
-        text = case_report(entry, candidates=candidates, generated_at=now_iso(), user=current_user(),
-                           engine_description=describe(entry["engine"]))
-        data = text.encode("utf-8")
-        if out_path is not None:
-            Path(out_path).write_bytes(data)
-        return {"html": text, "path": None if out_path is None else str(out_path),
-                "sha256": hashlib.sha256(data).hexdigest(), "query_id": int(query_id)}
+        text = case_report(entry, candidates=self._report_candidates([entry]), generated_at=now_iso(),
+                           user=current_user(), engine_description=describe(entry["engine"]))
+        return self._write_report(text, out_path, query_id=int(query_id))
+
+    @operation
+    def case_list(self) -> list[dict]:
+        """The case list: every case id with ``persons`` (count), ``labels``, ``images``, ``faces``,
+        ``queries`` (recorded queries restricted to it or with a candidate of it) and ``last_activity``."""
+
+        return self.gallery.case_list()
+
+    @operation
+    def case_file_report(self, case_id: str, out_path: str | os.PathLike | None = None) -> dict:
+        """The case file of ``case_id`` as self-contained HTML: the case (persons, photos) and every recorded
+        query of it, each as in :meth:`case_report` (candidates, crops, sha256s, liveness, decisions, notes).
+        ``not_in_gallery`` for a case id with no person and no query. Returns ``html``, ``path``, ``sha256``,
+        ``case_id`` and ``queries`` (the query ids)."""
+
+        from .engines import describe
+        from .gallery.store import current_user, now_iso
+
+        case_id = str(case_id).strip()
+        case = next((c for c in self.gallery.case_list() if c["case_id"] == case_id), None)
+        if case is None:
+            raise NotFoundInGallery(f"no case {case_id!r} in the gallery (no person and no recorded query has it)")
+        entries = [self.gallery.query(q) for q in self.gallery.case_query_ids(case_id)]
+        text = case_file_report(case, entries, candidates=self._report_candidates(entries), generated_at=now_iso(),
+                                user=current_user(), engine_descriptions={e["engine"]: describe(e["engine"])
+                                                                          for e in entries})
+        return self._write_report(text, out_path, case_id=case_id, queries=[e["id"] for e in entries])
 
     @operation
     def search_again(self, query_id: int) -> dict:

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import Qt
 
 from tests.casework_util import lfw_gallery, lfw_photos, main_window
 
@@ -72,7 +73,7 @@ def test_double_click_opens_the_comparison_window(qtbot, win):
     assert cmp is not None and cmp.isVisible() and cmp.width() >= min(1000, free.width() - 10)
     assert cmp.width() <= free.width() and cmp.height() <= free.height()  # never larger than the screen
     assert not cmp.heatmap.isChecked() and not cmp.bar.isVisible()  # heatmap off by default
-    qtbot.waitUntil(lambda: cmp.crop is not None and cmp.others.count() == 2 and "Case: case-A" in cmp.meta.text(),
+    qtbot.waitUntil(lambda: cmp.crop is not None and cmp.others.count() == 3 and "Case: case-A" in cmp.meta.text(),
                     timeout=MS)
     assert "last seen: ferry terminal" in cmp.meta.text()
     q, c = cmp.q_view.item.pixmap(), cmp.c_view.item.pixmap()
@@ -87,4 +88,51 @@ def test_double_click_opens_the_comparison_window(qtbot, win):
     folder = os.environ.get("FASFINDER_SCREENSHOTS")
     if folder:
         cmp.grab().save(str(Path(folder) / "comparison.png"))
+    cmp.close()
+
+
+def test_clicking_another_photo_compares_with_it(qtbot, win, setup):
+    _, host = setup
+    query = photos("Colin_Powell")[8]
+    search(qtbot, win, query)
+    lst = win.matches.list
+    lst.itemDoubleClicked.emit(lst.item(0))
+    cmp = win.matches.comparison
+    qtbot.waitUntil(lambda: cmp.crop is not None and cmp.others.count() == 3, timeout=MS)
+    assert "matched photo" in cmp.others.item(0).text()
+    first_crop, first = cmp.crop, dict(cmp.compared)
+    other = cmp.others.item(2)
+    image_id = int(other.data(Qt.ItemDataRole.UserRole))
+    assert image_id != first["image_id"]
+    cmp.others.itemClicked.emit(other)
+    qtbot.waitUntil(lambda: cmp.compared["image_id"] == image_id, timeout=MS)
+    # the score a search by photo gives that photo (the same stored embedding against the same query face)
+    by_photo = host.call("search", str(query), by="photo", top_k=50, record=False)
+    expected = next(m.similarity for m in by_photo.faces[0].matches if m.record_id == image_id)
+    assert abs(cmp.compared["similarity"] - expected) < 1e-4, (cmp.compared, expected)
+    assert cmp.compared["face_id"] != first["face_id"] and cmp.crop is not first_crop
+    assert f"{expected:.3f}" in cmp.c_caption.text()
+    qtbot.waitUntil(lambda: cmp.shown_photo == cmp.compared["image"], timeout=MS)  # its full photo
+    # and back to the matched photo: its score is the one the candidate list showed
+    cmp.others.itemClicked.emit(cmp.others.item(0))
+    qtbot.waitUntil(lambda: cmp.compared["image_id"] == first["image_id"], timeout=MS)
+    assert abs(cmp.compared["similarity"] - first["similarity"]) < 1e-4
+    cmp.close()
+
+
+def test_comparison_window_fits_960x600(qtbot, win):
+    from PySide6.QtCore import QRect
+
+    from ui.qtutil import fit_to_screen
+
+    search(qtbot, win, photos("Colin_Powell")[7])
+    win.matches.list.itemDoubleClicked.emit(win.matches.list.item(0))
+    cmp = win.matches.comparison
+    qtbot.waitUntil(lambda: cmp.crop is not None and cmp.others.count() == 3, timeout=MS)
+    fit_to_screen(cmp, 1280, 800, QRect(0, 0, 960, 600))
+    for heatmap in (False, True):  # the colour bar and its caption must not widen the window
+        cmp.heatmap.setChecked(heatmap)
+        hint = cmp.minimumSizeHint()
+        assert hint.width() <= 960 and hint.height() <= 560, (heatmap, hint)
+        assert cmp.width() <= 960 and cmp.height() <= 560
     cmp.close()

@@ -9,7 +9,7 @@ Opened by a double-click on a candidate (Matches dock); everything comes from th
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QSize
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import (QCheckBox, QDialog, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView,
                                QGridLayout, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton,
@@ -81,6 +81,10 @@ class ComparisonWindow(QDialog):
         self.session, self.result, self.face, self.match = session, result, face, match
         self.crop: np.ndarray | None = None
         self.explained = None
+        #: the candidate photo compared now: the matched one, or another photo of the person (clicked)
+        self.shown_photo: str | None = None  # the candidate photo drawn in the lower right view
+        self.compared = {"image_id": int(match.record_id), "face_id": int(match.face_id), "image": match.image,
+                         "similarity": float(match.similarity)}
         y0, x0, y1, x1 = face_window(result.pixels.shape, face.box)
         self.q_chip = result.pixels[y0:y1, x0:x1]
         self.q_window = (y0, x0, y1, x1)
@@ -120,12 +124,15 @@ class ComparisonWindow(QDialog):
         fit.clicked.connect(lambda: self.q_view.set_zoom(1.0))
         controls.addWidget(fit)
         controls.addWidget(self.heatmap)
-        controls.addWidget(self.bar)
-        controls.addWidget(self.bar_caption)
         controls.addStretch(1)
+        legend = QHBoxLayout()  # a row of its own: the window stays narrow enough for 150 % scaling
+        legend.addWidget(self.bar)
+        legend.addWidget(self.bar_caption, 1)
+        self.bar_caption.setWordWrap(True)
         left = QVBoxLayout()
         left.addLayout(grid, 1)
         left.addLayout(controls)
+        left.addLayout(legend)
         left.addWidget(self.status)
         side = QVBoxLayout()
         self.meta = QLabel("")
@@ -134,9 +141,13 @@ class ComparisonWindow(QDialog):
         self.others = QListWidget()
         self.others.setObjectName("candidatePhotos")
         self.others.setIconSize(QSize(96, 96))  # a list: icon and file name per row, never overlapping
+        self.others.setToolTip("Click a photo to compare the query face with it")
+        self.others.itemClicked.connect(self._photo_clicked)
         side.addWidget(QLabel("Candidate"))
         side.addWidget(self.meta)
-        side.addWidget(QLabel("Other photos of this person"))
+        photos_caption = QLabel("Photos of this person (click one to compare)")
+        photos_caption.setWordWrap(True)
+        side.addWidget(photos_caption)
         side.addWidget(self.others, 1)
         plain(self.q_caption, self.c_caption, self.bar_caption, self.status, self.meta)
         panel = QWidget()
@@ -156,7 +167,7 @@ class ComparisonWindow(QDialog):
     def _load(self) -> None:
         m = self.match
         self.session.call("face_crops", [m.face_id], on_result=self._got_crop)
-        self.session.call("thumbnails", [m.image], PHOTO * 2, on_result=lambda t: self.c_photo.set_image(t[0]))
+        self._show_photo(m.image)
         self.session.call("person", m.person_id, on_result=self._got_person,
                           on_error=lambda e: self.meta.setText(f"Not in the gallery any more: {error_text(e)}"))
 
@@ -168,16 +179,58 @@ class ComparisonWindow(QDialog):
         fields = [f"{k}: {v}" for k, v in sorted((person.metadata or {}).items())]
         self.meta.setText("\n".join([person.label, f"Case: {person.case_id or '(none)'}",
                                      f"{len(person.images)} photo(s) in the gallery", *fields]))
-        others = [im for im in person.images if int(im["id"]) != int(self.match.record_id)]
-        for im in others:
-            self.others.addItem(QListWidgetItem(str(im["path"]).rsplit("/", 1)[-1]))
-        if others:
-            self.session.call("thumbnails", [im["path"] for im in others], 96, on_result=self._thumbs)
+        matched = int(self.match.record_id)
+        photos = sorted(person.images, key=lambda im: int(im["id"]) != matched)  # the matched photo first
+        self.photos = photos
+        for im in photos:
+            name = str(im["path"]).replace("\\", "/").rsplit("/", 1)[-1]
+            item = QListWidgetItem(f"{name}\n(the matched photo)" if int(im["id"]) == matched else name)
+            item.setData(Qt.ItemDataRole.UserRole, int(im["id"]))
+            self.others.addItem(item)
+        self.others.setCurrentRow(0)
+        if photos:
+            self.session.call("thumbnails", [im["path"] for im in photos], 96, on_result=self._thumbs)
 
     def _thumbs(self, thumbs) -> None:
         for i, t in enumerate(thumbs):
             if t is not None and self.others.item(i) is not None:
                 self.others.item(i).setIcon(to_pixmap(t))
+
+    def _photo_clicked(self, item) -> None:
+        self.compare_with(int(item.data(Qt.ItemDataRole.UserRole)))
+
+    def compare_with(self, image_id: int) -> None:
+        """Compare the query face with gallery photo ``image_id`` of the candidate: its face chip and full
+        photo, and the score of its stored embedding against the query face (``compare_photo``)."""
+
+        if image_id == self.compared["image_id"]:
+            return
+        self.status.setText("Comparing with the other photo\u2026")
+        res = self.result
+        self.session.call("compare_photo", res.sha256, self.face.index, image_id, path=res.query,
+                          on_result=self._got_photo,
+                          on_error=lambda e: self.status.setText(f"Cannot compare with that photo: {error_text(e)}"))
+
+    def _got_photo(self, out: dict) -> None:
+        self.compared = {k: out[k] for k in ("image_id", "face_id", "image", "similarity")}
+        self.crop = out["crop"]
+        self.explained = None  # the per-match maps belong to the photo compared
+        matched = " (the matched photo)" if out["image_id"] == int(self.match.record_id) else ""
+        self.c_caption.setText(f"Candidate: {self.match.label}  (similarity {out['similarity']:.3f}{matched})")
+        self.status.setText(f"Compared with {str(out['image']).replace(chr(92), '/').rsplit('/', 1)[-1]}: "
+                            f"similarity {out['similarity']:.3f}")
+        self._show_photo(out["image"])
+        self._draw_chips()
+
+    def _show_photo(self, path: str) -> None:
+        """The candidate's full photo ``path`` in the lower right view (``shown_photo`` once it is there)."""
+
+        def shown(thumbs, path=path):
+            if path == self.compared["image"]:
+                self.c_photo.set_image(thumbs[0])
+                self.shown_photo = path
+
+        self.session.call("thumbnails", [path], PHOTO * 2, on_result=shown)
 
     # -- drawing --------------------------------------------------------------------------------
     def _draw_chips(self) -> None:
@@ -187,8 +240,9 @@ class ComparisonWindow(QDialog):
         if on and self.explained is None:
             self.status.setText("Computing the per-match heatmaps\u2026")
             res, fr = self.result, self.face
-            self.session.call("explain_match", res.sha256, fr.index, self.match.face_id, path=res.query,
-                              on_result=self._got_explained,
+            fid = self.compared["face_id"]
+            self.session.call("explain_match", res.sha256, fr.index, fid, path=res.query,
+                              on_result=lambda v, fid=fid: fid == self.compared["face_id"] and self._got_explained(v),
                               on_error=lambda e: self.status.setText(f"Heatmaps not available: {error_text(e)}"))
         q, c = self.q_chip, self.crop
         if on and self.explained is not None:

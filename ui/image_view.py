@@ -43,8 +43,26 @@ class ImageView(QGraphicsView):
         f.setPointSize(13)
         item.setFont(f)
         item.setDefaultTextColor(QColor("#adb5bd"))
-        sc.setSceneRect(item.boundingRect())
+        self._message = item
+        self._wrap_message()
         self.resetTransform()
+
+    def _wrap_message(self) -> None:
+        """The message wraps at the view's width (a narrow window at 150 % scaling never scrolls it)."""
+
+        item = getattr(self, "_message", None)
+        if item is None or self._has_image:
+            return
+        try:
+            if item.scene() is not self.scene():
+                return
+        except RuntimeError:  # the scene was cleared since: the item is gone
+            self._message = None
+            return
+        item.setTextWidth(-1)
+        if item.boundingRect().width() > self.viewport().width() - 16:
+            item.setTextWidth(max(120, self.viewport().width() - 16))
+        self.scene().setSceneRect(item.boundingRect())
 
     def showing_message(self) -> bool:
         """True when the view shows a message instead of a photo."""
@@ -112,6 +130,7 @@ class ImageView(QGraphicsView):
     def resizeEvent(self, ev):  # noqa: N802
         super().resizeEvent(ev)
         self.fit()
+        self._wrap_message()
 
     def mousePressEvent(self, ev):  # noqa: N802
         if self._has_image:

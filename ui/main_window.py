@@ -6,7 +6,7 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtCore import QRect, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QIcon, QKeySequence
 from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QMessageBox, QToolBar, QVBoxLayout, QWidget
 
@@ -14,6 +14,7 @@ from fasfinder.host import Host, make_host
 from fasfinder.service import VIDEO_SUFFIXES
 from fasfinder.settings import Settings, config_dir, default_gallery_path, demo_gallery_path
 
+from .docks.cases import CasesDock
 from .docks.gallery import GalleryDock
 from .docks.heatmap import HeatmapDock
 from .docks.history import HistoryDock
@@ -25,7 +26,7 @@ from .docks.timeline import TimelineDock
 from .filedialogs import choose_file
 from .help import first_start, help_box
 from .image_view import ImageView
-from .qtutil import error_text, plain, plain_tip
+from .qtutil import error_text, plain, plain_tip, scrollable
 from .session import Session
 from .settings_dialog import SettingsDialog
 
@@ -36,7 +37,9 @@ RESOURCES = next((p for p in (Path(__file__).resolve().parent.parent / "resource
                               Path(__file__).resolve().parent / "resources") if p.is_dir()),
                  Path(__file__).resolve().parent.parent / "resources")
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.tif *.tiff *.webp *.gif *.ppm *.pgm);;All files (*)"
-STATE_VERSION = 2  # 2: the video timeline and footage docks
+STATE_VERSION = 3  # 2: the video timeline and footage docks; 3: the cases dock
+#: a free screen area narrower or lower than this (logical pixels: a laptop, 150 % scaling) gets the compact layout
+COMPACT_BELOW = (1200, 760)
 
 
 def icon(name: str) -> QIcon:
@@ -80,12 +83,16 @@ class MainWindow(QMainWindow):
         self.severity = SeverityDock(self.session, self)
         self.gallery = GalleryDock(self.session, self)
         self.history = HistoryDock(self.session, self)
+        self.cases = CasesDock(self.session, self)
         self.timeline = TimelineDock(self.session, self)
         self.footage = FootageDock(self.session, self.timeline, self)
-        self.docks = [self.gallery, self.history, self.matches, self.heatmap, self.regions, self.severity,
+        self.docks = [self.gallery, self.history, self.cases, self.matches, self.heatmap, self.regions, self.severity,
                       self.timeline, self.footage]
         for d in self.docks:
             d.setFeatures(QDockWidgetFeatures.ALL)
+            d.setWidget(scrollable(d.widget()))  # a small dock scrolls instead of growing the window
+        self.resize(1280, 800)  # before the dock sizes, which are kept within the window
+        self.compact, self._sized, self._clamp_on_show = False, False, False
         self._default_layout()
         self._default_state = self.saveState(STATE_VERSION)
 
@@ -99,10 +106,10 @@ class MainWindow(QMainWindow):
         self.session.message.connect(self.statusBar().showMessage)
         self.session.gallery_changed.connect(self._refresh_info)
         self.history.reopen.connect(lambda p: self.open_query(p, record=False))
+        self.cases.search_in.connect(self.search_in_case)
         self.gallery.import_finished.connect(lambda _r: self._refresh_info())
         self.last_result = None
 
-        self.resize(1280, 800)
         if restore_layout:
             self.restore_layout()
         QTimer.singleShot(0, self._startup)
@@ -116,6 +123,7 @@ class MainWindow(QMainWindow):
         self.addDockWidget(L, self.gallery)
         self.addDockWidget(L, self.history)
         self.tabifyDockWidget(self.gallery, self.history)
+        self.tabifyDockWidget(self.history, self.cases)
         self.gallery.raise_()
         self.addDockWidget(R, self.matches)
         self.addDockWidget(R, self.heatmap)
@@ -127,48 +135,77 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.severity, self.footage)
         self.regions.raise_()
         self.severity.raise_()
-        self.resizeDocks([self.gallery, self.matches], [280, 330], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.matches, self.heatmap], [430, 300], Qt.Orientation.Vertical)
-        self.resizeDocks([self.regions], [260], Qt.Orientation.Vertical)
-        self.resizeDocks([self.regions, self.severity], [400, 550], Qt.Orientation.Horizontal)
+        self._size_docks()
+
+    def _size_docks(self) -> None:
+        """The docks' default sizes (the bottom row as high as the region chart needs; compact: smaller)."""
+
+        H, V = Qt.Orientation.Horizontal, Qt.Orientation.Vertical
+        if self.compact:
+            self.resizeDocks([self.gallery, self.matches], [250, 300], H)
+            self.resizeDocks([self.regions], [200], V)
+            return
+        self.resizeDocks([self.gallery, self.matches], [350, 360], H)  # the case list shows all its columns
+        self.resizeDocks([self.matches, self.heatmap], [430, 300], V)
+        bottom = max(d.widget().content_height() for d in (self.regions, self.severity)) + 24  # + the title
+        self.resizeDocks([self.regions], [max(300, bottom)], V)
+        self.resizeDocks([self.regions, self.severity], [400, 550], H)
+
+    def showEvent(self, ev):  # noqa: N802
+        super().showEvent(ev)
+        if not self._sized:  # once shown the layout honours the sizes (a restored state keeps its own)
+            self._sized = True
+            QTimer.singleShot(0, self._size_docks)
+        if self._clamp_on_show:  # the frame (title bar, borders) is known only now
+            self._clamp_on_show = False
+            QTimer.singleShot(0, self.clamp_to_screen)
 
     def restore_layout(self) -> None:
         s = ui_settings()
         geo, state = s.value("window/geometry"), s.value("window/state")
         if geo is not None:
             self.restoreGeometry(geo)
-        if state is not None:
-            self.restoreState(state, STATE_VERSION)
+        if state is not None and self.restoreState(state, STATE_VERSION):
+            self._sized = True  # the user's own dock sizes
         self.clamp_to_screen()
+        self._clamp_on_show = True
 
-    def clamp_to_screen(self) -> None:
-        """Never larger than the screen's free area, and on it (a geometry saved at another scaling or on a
-        larger monitor is shrunk and moved back)."""
+    def clamp_to_screen(self, free: QRect | None = None) -> None:
+        """Never larger than the screen's free area (``free``; default: this window's screen), and on it
+        (a geometry saved at another scaling or on a larger monitor is shrunk and moved back); a free area
+        under :data:`COMPACT_BELOW` gets the compact layout."""
 
-        screen = self.screen() or QApplication.primaryScreen()
-        if screen is None:
-            return
-        free = screen.availableGeometry()
+        if free is None:
+            screen = self.screen() or QApplication.primaryScreen()
+            if screen is None:
+                return
+            free = screen.availableGeometry()
         need = self.minimumSizeHint()
-        if need.width() > free.width() or need.height() > free.height():
+        if (free.width() < COMPACT_BELOW[0] or free.height() < COMPACT_BELOW[1]
+                or need.width() > free.width() or need.height() > free.height()):
             self.compact_layout()
-        w, h = min(self.width(), free.width()), min(self.height(), free.height())
+        frame = self.frameGeometry().size() - self.size()  # title bar and borders, when the window has them
+        w = min(self.width(), free.width() - frame.width())
+        h = min(self.height(), free.height() - frame.height())
         if (w, h) != (self.width(), self.height()):
             self.resize(w, h)
-        x = min(max(self.x(), free.left()), free.right() - w + 1)
-        y = min(max(self.y(), free.top()), free.bottom() - h + 1)
+        x = min(max(self.x(), free.left()), free.right() - w - frame.width() + 1)
+        y = min(max(self.y(), free.top()), free.bottom() - h - frame.height() + 1)
         if (x, y) != (self.x(), self.y()):
             self.move(x, y)
 
     def compact_layout(self) -> None:
         """For a screen too small for the default layout (a laptop, 150 % scaling): the bottom docks share one
-        tab group and the heatmap is a tab beside the matches, so every dock stays on the screen."""
+        tab group and the heatmap is a tab beside the matches, all docks narrower, so every dock stays on the
+        screen (each one scrolls when its contents need more room)."""
 
         for d in (self.severity, self.timeline, self.footage):
             self.tabifyDockWidget(self.regions, d)
         self.tabifyDockWidget(self.matches, self.heatmap)
         self.regions.raise_()
         self.matches.raise_()
+        self.compact = True
+        self._size_docks()
 
     def save_layout(self) -> None:
         s = ui_settings()
@@ -290,6 +327,20 @@ class MainWindow(QMainWindow):
         self.session.select_face((0 if delta > 0 else n - 1) if i < 0 else (i + delta) % n)
 
     # -- queries ------------------------------------------------------------------------------
+    def search_in_case(self, case_id: str) -> None:
+        """Restrict this window's searches to ``case_id`` (the gallery's case filter) and search the open
+        query photo again in it; without one, say what to do next."""
+
+        self.gallery.case_filter.select(case_id)
+        if self.gallery.case_filter.case_ids() != [case_id]:  # no person has it (a case of queries only)
+            self.statusBar().showMessage(f"Case {case_id} has no person in the gallery to search.", 10000)
+            return
+        if self.session.result is not None:
+            self.open_query(self.session.result.query)
+        else:
+            self.statusBar().showMessage(f"Searches are restricted to case {case_id}: open a query photo (Ctrl+O).",
+                                         15000)
+
     def choose_query(self) -> None:
         path = choose_file(self, "Open a query photo", IMAGE_FILTER)
         if path:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import html
 
 import numpy as np
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QImage, QPixmap
-from PySide6.QtWidgets import QApplication, QLabel, QMessageBox, QSizePolicy
+from PySide6.QtWidgets import QApplication, QFrame, QLabel, QMessageBox, QScrollArea, QSizePolicy, QWidget
 
 
 def to_qimage(rgb: np.ndarray) -> QImage:
@@ -121,12 +121,86 @@ class ImageLabel(QLabel):
         self._rescale()
 
 
-def fit_to_screen(widget, width: int, height: int) -> None:
-    """Resize ``widget`` to ``width`` x ``height``, never beyond its screen's free area (150 % scaling)."""
+def fit_to_screen(widget, width: int, height: int, free=None) -> None:
+    """Resize ``widget`` to ``width`` x ``height``, never beyond the free area ``free`` (a QRect; default:
+    the widget's screen's), leaving room for the window frame and title bar (150 % scaling)."""
 
-    screen = widget.screen() or QApplication.primaryScreen()
-    free = screen.availableGeometry() if screen is not None else None
+    if free is None:
+        screen = widget.screen() or QApplication.primaryScreen()
+        free = screen.availableGeometry() if screen is not None else None
     if free is None:
         widget.resize(width, height)
         return
-    widget.resize(min(width, free.width()), min(height, free.height() - 40))  # leave room for the title bar
+    widget.resize(min(width, free.width()), min(height, free.height() - 40))
+
+
+class _VerticalScroll(QScrollArea):
+    """Scrolls up and down only: as wide as its widget needs (nothing is cut off at the side), but it may
+    be much lower than the widget (a small screen, 150 % scaling) and then scrolls. The widget gets the
+    viewport's width and the larger of the viewport's height and its own *minimum* height for that width
+    (QScrollArea's own resizing uses the preferred height of a layout with wrapped labels: a chart would
+    scroll although it fits)."""
+
+    MIN_HEIGHT = 80
+
+    def setWidget(self, widget) -> None:  # noqa: N802
+        super().setWidget(widget)
+        widget.installEventFilter(self)
+
+    def eventFilter(self, obj, ev):  # noqa: N802
+        if obj is self.widget() and ev.type() == QEvent.Type.LayoutRequest:
+            self.updateGeometry()  # the widget's minimum width changed: the dock follows
+            self._fit()
+        return super().eventFilter(obj, ev)
+
+    def resizeEvent(self, ev):  # noqa: N802
+        super().resizeEvent(ev)
+        self._fit()
+
+    def minimumSizeHint(self):  # noqa: N802
+        inner = self.widget().minimumSizeHint() if self.widget() is not None else super().minimumSizeHint()
+        bar = self.verticalScrollBar().sizeHint().width()
+        return inner.__class__(inner.width() + bar + 2 * self.frameWidth(), min(inner.height(), self.MIN_HEIGHT))
+
+    def content_height(self, width: int | None = None) -> int:
+        """The height the widget needs at ``width`` (default: the viewport's) to show without scrolling."""
+
+        w = self.widget()
+        if w is None:
+            return 0
+        width = max(width or self.viewport().width(), w.minimumSizeHint().width())
+        lay = w.layout()
+        need = w.minimumSizeHint().height()
+        if lay is not None and lay.hasHeightForWidth():
+            need = max(need, lay.totalMinimumHeightForWidth(width))
+        return need + 2 * self.frameWidth()
+
+    def _fit(self) -> None:
+        w = self.widget()
+        if w is None:
+            return
+        width = max(self.viewport().width(), w.minimumSizeHint().width())
+        w.resize(width, max(self.viewport().height(), self.content_height(width) - 2 * self.frameWidth()))
+
+
+def scrollable(widget: QWidget) -> QScrollArea:
+    """``widget`` in a frameless scroll area that sizes it and scrolls up and down only: a dock holding
+    it keeps the widget's minimum width but can be lower than its minimum height (a small screen, 150 %
+    scaling) and scrolls instead of being cut off or pushing the window beyond the screen."""
+
+    area = _VerticalScroll()
+    area.setObjectName(f"scroll_{widget.objectName() or type(widget).__name__}")
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    area.setWidget(widget)
+    return area
+
+
+def reveal(widget: QWidget) -> None:
+    """Scroll the scroll area that holds ``widget`` (a dock's contents, :func:`scrollable`) until it shows."""
+
+    parent = widget.parentWidget()
+    while parent is not None and not isinstance(parent, QScrollArea):
+        parent = parent.parentWidget()
+    if parent is not None:
+        parent.ensureWidgetVisible(widget, 0, 8)

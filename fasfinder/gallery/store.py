@@ -42,7 +42,7 @@ from .decisions import Decisions
 from .history import QueryHistory
 from .index import EXACT_MAX
 from .records import GalleryRecord, Records
-from .cases import cases, check_case_ids, face_ids_in_cases
+from .cases import case_list, case_query_ids, cases, check_case_ids, face_ids_in_cases
 from .search import SearchHit, search
 from .stamp import current_user, now_iso
 from .trash import Trash
@@ -344,6 +344,24 @@ class Gallery:
         """Every case id with its persons and photo / face counts (cases.py)."""
 
         return cases(self._db)
+
+    def case_list(self) -> list[dict]:
+        """The case list: per case id its persons, photos, recorded queries and last activity (cases.py)."""
+
+        return case_list(self._db)
+
+    def case_query_ids(self, case_id: str) -> list[int]:
+        """The recorded queries of one case, oldest first (cases.py)."""
+
+        return case_query_ids(self._db, case_id)
+
+    def image_face_ids(self, image_id: int) -> list[int]:
+        """The face ids of one gallery photo (NotFoundInGallery when the photo is gone)."""
+
+        self._records.image_row(int(image_id))
+        with self._db.lock:
+            return [int(r[0]) for r in self._db.conn.execute("SELECT id FROM faces WHERE image_id = ? ORDER BY id",
+                                                             (int(image_id),))]
 
     def rejected_for_photo(self, query_sha256: str | None) -> dict[int, set[int]]:
         """Face index -> persons rejected for that face of this photo in its recorded queries (decisions.py)."""

@@ -15,7 +15,7 @@ from ..case_filter import CaseFilter
 from ..filedialogs import choose_folder
 from ..import_dialog import ImportDialog
 from ..person_dialog import PersonDialog
-from ..qtutil import confirm as ask, error_text, plain, plain_tip, to_pixmap
+from ..qtutil import confirm as ask, error_text, plain, plain_tip, reveal, to_pixmap
 from ..trash_dialog import TrashDialog
 
 ROLE = Qt.ItemDataRole.UserRole + 1
@@ -293,6 +293,8 @@ class GalleryDock(QDockWidget):
         self.undo_text.setText(msg)
         self.undo_row.setVisible(self.undo_entry is not None)
         self._changed(msg)
+        if self.undo_entry is not None:
+            QTimer.singleShot(0, lambda: reveal(self.undo_row))  # a low dock (150 %) scrolls to the Undo
 
     def undo(self) -> None:
         if self.undo_entry is None:

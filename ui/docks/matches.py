@@ -89,6 +89,7 @@ class MatchesDock(QDockWidget):
         self.comparison = None
         lay.addWidget(self.list, 5)
         self.photos_caption = QLabel("")
+        self.photos_caption.setWordWrap(True)  # a long name must not widen the dock
         self.photos_caption.setObjectName("caption")
         lay.addWidget(self.photos_caption)
         self.photos = QListWidget()

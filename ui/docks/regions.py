@@ -41,6 +41,7 @@ class RegionDock(QDockWidget):
         bottom.setLabel("mean heatmap value in region (%)")
         bottom.setTickSpacing(20, 10)
         self.plot.getPlotItem().invertY(True)
+        self.plot.setMinimumHeight(190)  # 10 region names never overlap; a lower dock scrolls (main_window)
         lay.addWidget(self.plot, 1)
         self.status = QLabel("Select a face.")
         self.status.setWordWrap(True)
