@@ -56,9 +56,19 @@ def main(argv: list[str] | None = None) -> int:
         from ui.app import run
 
         return run(argv)
+    from fasfinder import report
     from fasfinder.cli import main as cli_main
 
+    report.set_pdf_renderer(_qt_pdf)  # `report --pdf`: Qt's layout, as in the GUI (the core never imports Qt)
     return cli_main(argv)
+
+
+def _qt_pdf(html: str, path: str) -> None:
+    import torch  # noqa: F401  (torch before Qt, as above)
+
+    from ui.case_record import write_pdf_from_cli
+
+    write_pdf_from_cli(html, path)
 
 
 if __name__ == "__main__":

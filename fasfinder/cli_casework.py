@@ -10,6 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from .gallery.decisions import DECISIONS
+from .report import write_pdf
+
+
+def pdf_line(out: dict) -> str:
+    return f"; PDF {out['pdf']} sha256 {out['pdf_sha256']}" if "pdf" in out else ""
 
 
 def register(sub, common, service, emit, safe) -> None:
@@ -26,17 +31,22 @@ def register(sub, common, service, emit, safe) -> None:
     def cmd_report(args) -> int:
         ff = service(args)
         out = ff.case_report(args.query_id, args.out)
-        out.pop("html")
-        emit(out, args.json, f"{safe(out['path'])} sha256 {out['sha256']}")
+        html = out.pop("html")
+        if args.pdf:
+            out.update(write_pdf(html, args.pdf))
+        emit(out, args.json, f"{safe(out['path'])} sha256 {out['sha256']}" + pdf_line(out))
         ff.close()
         return 0
 
     def cmd_case_report(args) -> int:
         ff = service(args)
         out = ff.case_file_report(args.case_id, args.out)
-        out.pop("html")
+        html = out.pop("html")
+        if args.pdf:
+            out.update(write_pdf(html, args.pdf))
         emit(out, args.json, f"{safe(out['path'])} sha256 {out['sha256']} ({len(out['queries'])} recorded "
-                             f"quer{'y' if len(out['queries']) == 1 else 'ies'} of case {safe(out['case_id'])})")
+                             f"quer{'y' if len(out['queries']) == 1 else 'ies'} of case {safe(out['case_id'])})"
+                             + pdf_line(out))
         ff.close()
         return 0
 
@@ -72,16 +82,18 @@ def register(sub, common, service, emit, safe) -> None:
     common(sp, engine=False)
     sp.set_defaults(func=cmd_decide)
 
-    sp = sub.add_parser("report", help="the case report (self-contained HTML) of a recorded query")
+    sp = sub.add_parser("report", help="the case report (self-contained HTML, --pdf also PDF) of a recorded query")
     sp.add_argument("query_id", type=int)
     sp.add_argument("out", type=Path, help="the HTML file to write")
+    sp.add_argument("--pdf", type=Path, help="also the same report as PDF (Qt's layout, as in the GUI)")
     common(sp, engine=False)
     sp.set_defaults(func=cmd_report)
 
-    sp = sub.add_parser("case-report", help="the case file (self-contained HTML) of a case: every recorded query "
-                        "of it with its candidates, decisions and sha256s (the GUI's Cases dock also writes the PDF)")
+    sp = sub.add_parser("case-report", help="the case file (self-contained HTML, --pdf also PDF) of a case: every "
+                        "recorded query of it with its candidates, decisions and sha256s")
     sp.add_argument("case_id", help="the case id (see `cases`)")
     sp.add_argument("out", type=Path, help="the HTML file to write")
+    sp.add_argument("--pdf", type=Path, help="also the same case file as PDF (Qt's layout, as in the GUI)")
     common(sp, engine=False)
     sp.set_defaults(func=cmd_case_report)
 

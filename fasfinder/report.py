@@ -157,3 +157,34 @@ def what_changed(recorded: dict, now: dict) -> list[str]:
             elif fid not in after:
                 out.append(f"face {i + 1}: {m['label']} is no longer a candidate")
     return out
+
+
+# -- PDF ---------------------------------------------------------------------------------------
+# The core never imports Qt, and Qt's text layout is what prints the reports to PDF. The program's
+# entry point (main.py) registers the renderer; a library user without it gets a typed error.
+_pdf_renderer = None
+
+
+def set_pdf_renderer(render) -> None:
+    """``render(html, path)`` writes ``html`` as a PDF file (main.py registers Qt's)."""
+
+    global _pdf_renderer
+    _pdf_renderer = render
+
+
+def write_pdf(html: str, path) -> dict:
+    """The report as PDF at ``path``: ``{"pdf", "pdf_sha256"}``; BadArgument without a renderer."""
+
+    import hashlib
+    from pathlib import Path
+
+    from .errors import BadArgument
+
+    if _pdf_renderer is None:
+        raise BadArgument("writing PDF needs the program's Qt renderer: run `python main.py` or the fasfinder "
+                          "launcher (the HTML report is written without it)")
+    _pdf_renderer(html, str(path))
+    data = Path(path).read_bytes()
+    if not data.startswith(b"%PDF"):
+        raise BadArgument(f"the PDF renderer wrote no PDF to {path}")
+    return {"pdf": str(path), "pdf_sha256": hashlib.sha256(data).hexdigest()}

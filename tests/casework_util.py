@@ -79,3 +79,12 @@ def lfw_gallery(root: Path, persons: dict[str, str], per_person: int, metadata: 
                         metadata=(metadata or {}).get(name))
         assert all(r.error is None for r in res), [r.error for r in res]
     return settings, host
+
+
+def pdf_text(path) -> str:
+    import unicodedata
+
+    from pypdf import PdfReader
+
+    text = "\n".join(page.extract_text() or "" for page in PdfReader(str(path)).pages)
+    return unicodedata.normalize("NFKC", text)  # the PDF's fonts write "fi" as one ligature

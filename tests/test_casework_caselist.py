@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from tests.casework_util import lfw_gallery, lfw_photos, main_window
+from tests.casework_util import lfw_gallery, lfw_photos, main_window, pdf_text
 
 MS = 180_000
 PERSONS = {"Colin_Powell": "MP-0142", "Tony_Blair": "MP-0142", "George_W_Bush": "MP-0150"}
@@ -42,15 +42,6 @@ def test_case_list_counts_persons_photos_queries(setup):
     with pytest.raises(Exception) as err:
         host.call("case_file_report", "no-such-case")
     assert getattr(err.value, "code", "") == "not_in_gallery"
-
-
-def pdf_text(path) -> str:
-    import unicodedata
-
-    from pypdf import PdfReader
-
-    text = "\n".join(page.extract_text() or "" for page in PdfReader(str(path)).pages)
-    return unicodedata.normalize("NFKC", text)  # the PDF's fonts write "fi" as one ligature
 
 
 def test_cases_dock_lists_filters_searches_and_exports(qtbot, setup, tmp_path):
@@ -103,3 +94,17 @@ def test_case_report_cli_writes_the_case_file(setup, tmp_path, capsys):
     assert printed["case_id"] == "MP-0142" and res.query_id in printed["queries"]
     assert "Case file \u2013 MP-0142" in out.read_text(encoding="utf-8")
     assert cli.main(["case-report", "nope", str(tmp_path / "x.html"), "--db", settings.gallery]) != 0
+
+
+def test_case_report_pdf_needs_the_programs_renderer(setup, tmp_path, capsys, monkeypatch):
+    """Without main.py's Qt renderer (a library user of fasfinder.cli) --pdf is a typed error; the HTML is written."""
+
+    from fasfinder import cli, report
+
+    settings, _host, _res = setup
+    monkeypatch.setattr(report, "_pdf_renderer", None)
+    out = tmp_path / "lib.html"
+    assert cli.main(["case-report", "MP-0142", str(out), "--pdf", str(tmp_path / "lib.pdf"), "--db", settings.gallery,
+                     "--json"]) == 1
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["error"]["code"] == "bad_argument"
+    assert out.is_file() and not (tmp_path / "lib.pdf").exists()

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from fasfinder import perturb
-from tests.casework_util import save_png, two_person_gallery
+from tests.casework_util import pdf_text, save_png, two_person_gallery
 from tests.conftest import REPO
 
 MS = 120_000
@@ -128,10 +128,10 @@ def test_reopen_shows_the_recorded_results_and_exports_the_report(qtbot, recorde
         assert pdf.startswith(b"%PDF") and len(pdf) > 5000
         from pypdf import PdfReader
 
-        pdf_text = "".join(page.extract_text() for page in PdfReader(rep["pdf"]).pages)
-        squeezed = "".join(pdf_text.split())  # hashes may wrap across lines in their table cell
+        pdf_raw = "".join(page.extract_text() for page in PdfReader(rep["pdf"]).pages)
+        squeezed = "".join(pdf_raw.split())  # hashes may wrap across lines in their table cell
         assert recorded["sha256"] in squeezed and "EileenCollins" in squeezed and "MirrorCase" in squeezed
-        assert "earshape" in squeezed and "reject" in pdf_text  # (Qt sets "ff" as a ligature glyph)
+        assert "earshape" in squeezed and "reject" in pdf_raw  # (Qt sets "ff" as a ligature glyph)
         page = pdf_page_png(rep["pdf"], tmp_path / "report_pdf_page1.png")
         if os.environ.get("FASFINDER_SCREENSHOTS"):
             render_png(text, str(Path(os.environ["FASFINDER_SCREENSHOTS"]) / "case_report_page.png"))
@@ -163,8 +163,11 @@ def test_cli_decide_report_and_history_json(recorded, tmp_path):
     code, lines, err = cli("history")
     entry = next(e for e in lines if e["id"] == recorded["query_id"])
     assert code == 0 and any(d["decision"] == "unsure" and d["note"] == "photo too dark" for d in entry["decisions"])
-    code, lines, err = cli("report", recorded["query_id"], tmp_path / "r.html")
+    code, lines, err = cli("report", recorded["query_id"], tmp_path / "r.html", "--pdf", tmp_path / "r.pdf")
     assert code == 0 and lines[0]["sha256"] and (tmp_path / "r.html").is_file(), err
     assert "photo too dark" in (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert lines[0]["pdf"] == str(tmp_path / "r.pdf") and len(lines[0]["pdf_sha256"]) == 64
+    text = "".join(pdf_text(tmp_path / "r.pdf").split())  # the PDF breaks long sha256s over lines
+    assert "phototoodark" in text and recorded["sha256"] in text
     code, lines, err = cli("decide", recorded["query_id"], recorded["top"].face_id, "--decision", "maybe")
     assert code == 2

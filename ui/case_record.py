@@ -30,6 +30,24 @@ def write_pdf(html: str, path: str) -> None:
     del writer  # the file is complete when the writer goes
 
 
+def write_pdf_from_cli(html: str, path: str) -> None:
+    """:func:`write_pdf` for the command line (registered by main.py): a windowless Qt application
+    (the offscreen platform unless one is set) when none is running."""
+
+    import os
+
+    from PySide6.QtGui import QGuiApplication
+
+    if QGuiApplication.instance() is None:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+        global _cli_app
+        _cli_app = QGuiApplication([])
+    write_pdf(html, path)
+
+
+_cli_app = None  # the command line's Qt application, kept while the process runs
+
+
 def render_png(html: str, path: str, width: int = 1000) -> None:
     """The report as the PDF lays it out, painted into one PNG (to look at it without a PDF viewer)."""
 
