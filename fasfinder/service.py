@@ -207,8 +207,8 @@ class FasFinder(EnrollPipeline, ExplainOperations, GalleryOperations, ServerOper
             return from_array(source)
         return load_image(source, max_pixels=self.settings.max_pixels)
 
-    def detect(self, image: LoadedImage) -> list[Face]:
-        return self.analyzer.detect(image.pixels)
+    def detect(self, image: LoadedImage, on_boxes=None) -> list[Face]:
+        return self.analyzer.detect(image.pixels, on_boxes=on_boxes)
 
     def embed(self, image: LoadedImage, faces: list[Face]) -> np.ndarray:
         return self.engine.embed_faces(image.pixels, faces, flip=self.settings.flip)
@@ -238,14 +238,18 @@ class FasFinder(EnrollPipeline, ExplainOperations, GalleryOperations, ServerOper
             image = self.load(source)
             t["decode"] = (time.perf_counter() - t0) * 1e3
             result.sha256, result.size, result.pixels = image.sha256, (image.width, image.height), image.pixels
+            # liveness runs on the compute threads beside landmarks (when the model reads only the boxes),
+            # quality, embedding and search (fasfinder.compute)
+            model = self.liveness_model()
+            early = model is not None and not getattr(model, "needs_landmarks", True)
+            started = []
             t0 = time.perf_counter()
-            faces = self.detect(image)
+            faces = self.detect(image, on_boxes=(lambda boxes: started.append(start_liveness(model, image.pixels, boxes)))
+                                if early else None)
             t["detect_landmarks"] = (time.perf_counter() - t0) * 1e3
             if not faces:
                 raise NoFace(f"{name}: {_no_face_reason(image)}")
-            model = self.liveness_model()
-            # liveness runs on the compute threads beside quality, embedding and search (fasfinder.compute)
-            live = start_liveness(model, image.pixels, faces) if model is not None else None
+            live = started[0] if started else start_liveness(model, image.pixels, faces) if model is not None else None
             self.recent.put(image, faces)
             with torch_threads(1) if live is not None and live.concurrent else contextlib.nullcontext():
                 result.faces = [FaceResult(index=i, face=f, quality=face_quality(image.pixels, f))

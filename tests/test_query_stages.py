@@ -183,3 +183,19 @@ def test_timings_keys(gallery_service):
     assert t["total"] >= max(t["decode"] + t["detect_landmarks"] + t["embed"] + t["search"], t["liveness"]) * 0.99
     live = ff.liveness(query).timings_ms  # liveness only: nothing to overlap with, no embed / search
     assert {"liveness", "total"} <= set(live) and "embed" not in live
+
+
+def test_liveness_from_the_boxes_equals_liveness_from_the_faces(gallery_service):
+    """The query starts the check from the detector's boxes, before the landmarks: same crops, same scores."""
+
+    from fasfinder.imaging import load_image
+
+    ff, query = gallery_service
+    model = ff.liveness_model()
+    assert model.needs_landmarks is False  # the default card's crop is the box's: the early start is taken
+    rgb = load_image(query).pixels
+    early = []
+    faces = ff.analyzer.detect(rgb, on_boxes=early.append)
+    assert [f.box for f in early[0]] == [f.box for f in faces]
+    res = ff.search(query, record=False)
+    assert [fr.liveness.score for fr in res.faces] == pytest.approx([v.score for v in model.predict(rgb, faces)], abs=1e-6)

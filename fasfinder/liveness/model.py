@@ -79,6 +79,8 @@ class LivenessModel:
         except Exception as exc:
             raise ModelError(f"liveness weights {path} do not fit the card's architecture: {exc}") from exc
         self.net.eval()
+        #: Whether the crop needs the face's landmarks (else the box is enough: a query starts the check early)
+        self.needs_landmarks = bool(self.input.get("keep_regions"))
         self._lock = threading.Lock()
         self._fast = None  # the BN-folded inference copy of ``net`` (built on first use)
 
