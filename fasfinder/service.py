@@ -28,7 +28,7 @@ import numpy as np
 from .engines import DEFAULT_ENGINE, describe, engine_names, get_engine
 from .errors import BadArgument, FasFinderError, InternalError, ModelError, NoFace, input_error
 from .faces import DetectorSettings, Face, FaceAnalyzer, too_small_for_detection
-from .compute import torch_threads
+from .compute import compute_pool, torch_threads
 from .gallery import Gallery
 from .identify import IdentModel, person_matches
 from .import_plan import IMAGE_SUFFIXES, expand_inputs
@@ -241,7 +241,7 @@ class FasFinder(EnrollPipeline, ExplainOperations, GalleryOperations, ServerOper
             # liveness runs on the compute threads beside landmarks (when the model reads only the boxes),
             # quality, embedding and search (fasfinder.compute)
             model = self.liveness_model()
-            early = model is not None and not getattr(model, "needs_landmarks", True)
+            early = model is not None and not getattr(model, "needs_landmarks", True) and compute_pool().workers > 0
             started = []
             t0 = time.perf_counter()
             faces = self.detect(image, on_boxes=(lambda boxes: started.append(start_liveness(model, image.pixels, boxes)))

@@ -83,6 +83,7 @@ class LivenessModel:
         self.needs_landmarks = bool(self.input.get("keep_regions"))
         self._lock = threading.Lock()
         self._fast = None  # the BN-folded inference copy of ``net`` (built on first use)
+        self._runners: list = []  # an ensemble's members as traced TorchScript (built with ``_fast``)
 
     @classmethod
     def from_card(cls, name: str = "fas-nuaa-wide") -> LivenessModel:
@@ -114,6 +115,10 @@ class LivenessModel:
                     import torch
 
                     fast = fast.to(memory_format=torch.channels_last)
+                if self.arch_type == "FasNetEnsemble":
+                    from .networks import traced_members
+
+                    self._runners = traced_members(fast)  # run on the compute threads without the GIL
                 self._fast = fast
             return self._fast
 
@@ -145,9 +150,11 @@ class LivenessModel:
         members = sorted(range(len(costs)), key=lambda i: -costs[i])
         parts = [(b, i) for b in range(len(batches)) for i in members]
 
+        runners = self._runners
+
         def part(p):
             with torch.inference_mode():
-                return net.member_prob(p[1], inputs[p[0]])
+                return net.member_prob(p[1], inputs[p[0]], runners[p[1]])
 
         def join(values):
             got = dict(zip(parts, values))
