@@ -114,16 +114,21 @@ def test_the_service_runs_a_search_beside_busy_background_work(gallery):
     try:
         res = host.call("analyze", str(q1), record=False)
         assert res.error is None
-        with ThreadPoolExecutor(2) as ex:
-            curves = ex.submit(host.call, "severity", res.sha256, 0, None, target="liveness", path=str(q1))
-            time.sleep(0.5)  # the severity call is running on the background thread
-            queued = ex.submit(host.call, "info")  # waits behind it on the same thread
+        face_id = res.faces[0].matches[0].face_id
+        jobs = [("liveness", "face", None), ("liveness", "image", None), ("similarity", "face", face_id),
+                ("similarity", "image", face_id)]  # distinct keys: no cached curves, seconds of work in all
+        with ThreadPoolExecutor(len(jobs) + 1) as ex:
+            curves = [ex.submit(host.call, "severity", res.sha256, 0, fid, target=target, region=region, path=str(q1))
+                      for target, region, fid in jobs]
+            time.sleep(0.3)  # the first is running on the one background thread, the others wait behind it
+            queued = ex.submit(host.call, "info")  # waits behind all of them on the same thread
             t0 = time.perf_counter()
             again = host.call("analyze", str(q2), record=False)
             took = time.perf_counter() - t0
             assert again.error is None
-            assert not curves.done() and not queued.done(), f"search took {took:.1f} s"
-            curves.result(timeout=SLOW_MS / 1e3)
+            assert not queued.done(), f"search took {took:.1f} s, after the background calls"
+            for c in curves:
+                c.result(timeout=SLOW_MS / 1e3)
             queued.result(timeout=SLOW_MS / 1e3)
         token = CancelToken()
         token.cancel()
