@@ -55,10 +55,12 @@ def _start_worker(service_class, gallery: str, settings: dict) -> None:
     import cv2
     import torch
 
+    from .compute import set_compute_threads
     from .settings import Settings
 
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
+    set_compute_threads(0)  # one thread per process: the processes are the parallelism
     global _SERVICE
     _SERVICE = service_class(gallery, settings=Settings(**settings))  # the gallery is never opened here
     _SERVICE.warm_up()

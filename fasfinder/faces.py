@@ -147,8 +147,11 @@ class FaceAnalyzer:
         rects, scores, _ = self._thread_hog().run(rgb, upsample, 0.0)
         return [((r.left(), r.top(), r.right() + 1, r.bottom() + 1), float(s)) for r, s in zip(rects, scores)]
 
-    def detect(self, rgb: np.ndarray, *, largest: bool = False) -> list[Face]:
+    def detect(self, rgb: np.ndarray, *, largest: bool = False, on_boxes=None) -> list[Face]:
         """Every face in ``rgb`` (H x W x 3 uint8), largest first. Thread-safe; threads detect in parallel.
+
+        ``on_boxes(faces)``: called once the boxes are known, before the landmarks, with the faces in
+        their final order but without landmarks (zeros): work that needs only the boxes starts early.
 
         ``largest``: the caller needs the largest face only (enrollment of a photo's first face):
         HOG runs without upsampling first and the size-dependent upsampling only when that finds
@@ -187,7 +190,7 @@ class FaceAnalyzer:
             if not found and s.detector == "hog":
                 found = self._raw_detect(work, "cnn", 1 if max(wh, ww) <= 600 else 0)
                 used = "cnn"
-        faces = []
+        boxes = []
         for (x0, y0, x1, y1), score in found:
             box = (
                 int(round(max(0, x0) / scale)),
@@ -195,11 +198,13 @@ class FaceAnalyzer:
                 int(round(min(ww, x1) / scale)),
                 int(round(min(wh, y1) / scale)),
             )
-            if box[2] - box[0] < 4 or box[3] - box[1] < 4:
-                continue
-            faces.append(self._shape(rgb, box, score, used, dlib))
-        faces.sort(key=lambda f: f.width * f.height, reverse=True)
-        return faces
+            if box[2] - box[0] >= 4 and box[3] - box[1] >= 4:
+                boxes.append((box, score))
+        boxes.sort(key=lambda b: (b[0][2] - b[0][0]) * (b[0][3] - b[0][1]), reverse=True)  # largest first (stable)
+        if on_boxes is not None and boxes:
+            on_boxes([Face(box=b, landmarks=np.zeros((68, 2), np.float32), shape5=np.zeros((5, 2), np.float32),
+                           score=sc, detector=used) for b, sc in boxes])
+        return [self._shape(rgb, box, score, used, dlib) for box, score in boxes]
 
     def face_at(self, rgb: np.ndarray, box: tuple[int, int, int, int], detector: str = "box") -> Face:
         """Landmarks for a given box (e.g. the centre-box fallback of the LFW protocol)."""

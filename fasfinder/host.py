@@ -6,6 +6,10 @@ window however the threads are arranged. :class:`ProcessHost` therefore owns the
 spawned child process; GUI worker threads call it and *wait* on a pipe (waiting releases the
 GIL). :class:`LocalHost` runs the same calls in-process (tests, benchmarks, debugging).
 
+Searches (:data:`QUERY_OPERATIONS`) run on their own thread of the child, never queued behind
+explanations, heatmaps or imports; the other calls share a pool whose threads run at a lower OS
+priority, so a search wins the cores. A call cancelled before it started never runs.
+
 Every call names an operation of :data:`fasfinder.service.OPERATIONS`, the one explicit list of
 service methods a front end may call; :func:`dispatch` refuses anything else. Arguments and results
 are the plain values and result objects of :mod:`fasfinder.results` (pickled over the pipe); query
@@ -32,6 +36,12 @@ from .settings import Settings
 
 log = logging.getLogger("fasfinder.host")
 
+#: Operations that run on the child's search thread (a person waits for these on screen).
+QUERY_OPERATIONS = frozenset({"analyze", "search"})
+
+#: How much lower (nice) the child's other threads run than its search thread.
+BACKGROUND_NICE = 5
+
 
 def dispatch(service: FasFinder, method: str, args: tuple, kwargs: dict,
              progress: Callable | None, cancel: CancelToken) -> object:
@@ -54,6 +64,16 @@ def _configure_threads() -> None:
     import cv2
 
     cv2.setNumThreads(1)
+
+
+def _background_thread() -> None:
+    """Lower this thread's OS priority (Linux: per thread): the search thread wins the cores."""
+
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + BACKGROUND_NICE)
+    except (AttributeError, OSError):  # pragma: no cover - not Linux / not permitted
+        pass
 
 
 def _error_tuple(exc: BaseException) -> tuple:
@@ -118,6 +138,9 @@ def _serve(conn, settings: dict, threads: int) -> None:  # runs in the child pro
     except (AttributeError, OSError):  # pragma: no cover - Windows / not permitted
         pass
     _configure_threads()
+    from .compute import compute_pool
+
+    compute_pool()  # its threads are started here, at the search thread's priority, not by a background call
     service = FasFinder(settings=Settings(**settings))
     send_lock = threading.Lock()
     tokens: dict[int, CancelToken] = {}
@@ -133,6 +156,8 @@ def _serve(conn, settings: dict, threads: int) -> None:  # runs in the child pro
             send(("progress", call_id, int(done), int(total), str(message)))
 
         try:
+            if token.cancelled:  # cancelled while it waited for a thread: never started
+                raise Cancelled(f"{method}: cancelled before it started")
             value = dispatch(service, method, args, kwargs, progress, token)
             send(("ok", call_id, value))
         except BaseException as exc:  # noqa: BLE001 - everything goes back to the caller
@@ -140,7 +165,8 @@ def _serve(conn, settings: dict, threads: int) -> None:  # runs in the child pro
         finally:
             tokens.pop(call_id, None)
 
-    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fasfinder-host")
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fasfinder-host", initializer=_background_thread)
+    queries = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fasfinder-host-query")
     try:
         while True:
             try:
@@ -151,7 +177,7 @@ def _serve(conn, settings: dict, threads: int) -> None:  # runs in the child pro
             if kind == "call":
                 _, call_id, method, args, kwargs = msg
                 tokens[call_id] = CancelToken()
-                pool.submit(run, call_id, method, args, kwargs)
+                (queries if method in QUERY_OPERATIONS else pool).submit(run, call_id, method, args, kwargs)
             elif kind == "cancel":
                 tok = tokens.get(msg[1])
                 if tok is not None:
@@ -161,6 +187,7 @@ def _serve(conn, settings: dict, threads: int) -> None:  # runs in the child pro
                     tok.cancel()
                 break
     finally:
+        queries.shutdown(wait=True, cancel_futures=True)
         pool.shutdown(wait=True, cancel_futures=True)
         service.close()
 
@@ -227,6 +254,8 @@ class ProcessHost(Host):
         return self._proc is not None and self._proc.is_alive()
 
     def call(self, method, *args, progress=None, cancel=None, **kwargs):
+        if cancel is not None and cancel.cancelled:
+            raise Cancelled(f"{method}: cancelled before it started")
         if not self.alive:
             self._start()
         call_id = next(self._ids)

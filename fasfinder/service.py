@@ -14,6 +14,7 @@ service keeps the last queries' decoded images (:class:`RecentQueries`), so no p
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -27,10 +28,12 @@ import numpy as np
 from .engines import DEFAULT_ENGINE, describe, engine_names, get_engine
 from .errors import BadArgument, FasFinderError, InternalError, ModelError, NoFace, input_error
 from .faces import DetectorSettings, Face, FaceAnalyzer, too_small_for_detection
+from .compute import compute_pool, torch_threads
 from .gallery import Gallery
 from .identify import IdentModel, person_matches
 from .import_plan import IMAGE_SUFFIXES, expand_inputs
 from .imaging import LoadedImage, from_array, load_image, thumbnail
+from .liveness.registry import start_predict as start_liveness
 from .operations import CancelToken, Progress, operation, operation_table
 from .perturb import SWEEPS
 from .quality import face_quality
@@ -205,8 +208,8 @@ class FasFinder(EnrollPipeline, ExplainOperations, GalleryOperations, ServerOper
             return from_array(source)
         return load_image(source, max_pixels=self.settings.max_pixels)
 
-    def detect(self, image: LoadedImage) -> list[Face]:
-        return self.analyzer.detect(image.pixels)
+    def detect(self, image: LoadedImage, on_boxes=None) -> list[Face]:
+        return self.analyzer.detect(image.pixels, on_boxes=on_boxes)
 
     def embed(self, image: LoadedImage, faces: list[Face]) -> np.ndarray:
         return self.engine.embed_faces(image.pixels, faces, flip=self.settings.flip)
@@ -230,59 +233,76 @@ class FasFinder(EnrollPipeline, ExplainOperations, GalleryOperations, ServerOper
         name = str(source) if not isinstance(source, (np.ndarray, LoadedImage)) else getattr(source, "source", "<array>")
         result = QueryResult(query=name, engine=self.settings.engine if with_matches else None)
         t = result.timings_ms
+        start = time.perf_counter()
         try:
             t0 = time.perf_counter()
             image = self.load(source)
             t["decode"] = (time.perf_counter() - t0) * 1e3
             result.sha256, result.size, result.pixels = image.sha256, (image.width, image.height), image.pixels
+            # liveness runs on the compute threads beside landmarks (when the model reads only the boxes),
+            # quality, embedding and search (fasfinder.compute)
+            model = self.liveness_model()
+            early = model is not None and not getattr(model, "needs_landmarks", True) and compute_pool().workers > 0
+            started = []
             t0 = time.perf_counter()
-            faces = self.detect(image)
+            faces = self.detect(image, on_boxes=(lambda boxes: started.append(start_liveness(model, image.pixels, boxes)))
+                                if early else None)
             t["detect_landmarks"] = (time.perf_counter() - t0) * 1e3
             if not faces:
                 raise NoFace(f"{name}: {_no_face_reason(image)}")
+            live = started[0] if started else start_liveness(model, image.pixels, faces) if model is not None else None
             self.recent.put(image, faces)
-            result.faces = [FaceResult(index=i, face=f, quality=face_quality(image.pixels, f)) for i, f in enumerate(faces)]
-            model = self.liveness_model()
-            if model is not None:
+            with torch_threads(1) if live is not None and live.concurrent else contextlib.nullcontext():
+                result.faces = [FaceResult(index=i, face=f, quality=face_quality(image.pixels, f))
+                                for i, f in enumerate(faces)]
+                if with_matches:
+                    self._match(result, image, faces, top_k or self.settings.top_k, by, case_ids)
+            if live is not None:
                 t0 = time.perf_counter()
-                for fr, lv in zip(result.faces, model.predict(image.pixels, faces)):
+                for fr, lv in zip(result.faces, live.result()):
                     fr.liveness = lv
-                t["liveness"] = (time.perf_counter() - t0) * 1e3
-            if with_matches:
-                t0 = time.perf_counter()
-                emb = self.embed(image, faces)
-                t["embed"] = (time.perf_counter() - t0) * 1e3
-                t0 = time.perf_counter()
-                k = top_k or self.settings.top_k
-                hits = self.gallery.search(self.settings.engine, emb, max(50, 10 * k), case_ids=case_ids)
-                rejected = self.gallery.rejected_for_photo(image.sha256)
-                engine = self.engine
-                for fr, e, face_hits in zip(result.faces, emb, hits):
-                    fr.embedding = e
-                    face_hits, fr.rejected = _leave_out(face_hits, rejected.get(fr.index, set()))
-                    if by == "person":
-                        fr.persons, fr.decision = self._persons(face_hits, k)
-                    face_hits = face_hits[:k]
-                    conf = engine.confidence(np.array([h.similarity for h in face_hits])) if face_hits else []
-                    fr.matches = [
-                        Match(rank=r + 1, label=h.label, record_id=h.image_id, face_id=h.face_id, person_id=h.person_id,
-                              case_id=h.case_id, image=h.image_path, similarity=h.similarity,
-                              confidence=None if np.isnan(c) else float(c))
-                        for r, (h, c) in enumerate(zip(face_hits, conf))
-                    ]
-                t["search"] = (time.perf_counter() - t0) * 1e3
-                if record:
-                    d = result.to_dict()
-                    d.pop("timings_ms", None)
-                    if case_ids:
-                        d["case_ids"] = list(case_ids)
-                    result.query_id = self.gallery.record_query(
-                        query_path=name, query_sha256=result.sha256, engine=self.settings.engine, results=d)
+                t["liveness_wait"] = (time.perf_counter() - t0) * 1e3
+                t["liveness"] = live.span_ms
+            if with_matches and record:
+                d = result.to_dict()
+                d.pop("timings_ms", None)
+                if case_ids:
+                    d["case_ids"] = list(case_ids)
+                result.query_id = self.gallery.record_query(
+                    query_path=name, query_sha256=result.sha256, engine=self.settings.engine, results=d)
         except FasFinderError as exc:
             result.error = exc.to_dict()
         except Exception as exc:  # the per-input boundary: one input's failure never stops a batch
             result.error = input_error(exc, name)
+        t["total"] = (time.perf_counter() - start) * 1e3
         return result
+
+    def _match(self, result: QueryResult, image: LoadedImage, faces: list[Face], k: int, by: str,
+               case_ids: list[str] | None) -> None:
+        """Embed the faces and fill each FaceResult's matches (and persons) from the gallery."""
+
+        t = result.timings_ms
+        t0 = time.perf_counter()
+        emb = self.embed(image, faces)
+        t["embed"] = (time.perf_counter() - t0) * 1e3
+        t0 = time.perf_counter()
+        hits = self.gallery.search(self.settings.engine, emb, max(50, 10 * k), case_ids=case_ids)
+        rejected = self.gallery.rejected_for_photo(image.sha256)
+        engine = self.engine
+        for fr, e, face_hits in zip(result.faces, emb, hits):
+            fr.embedding = e
+            face_hits, fr.rejected = _leave_out(face_hits, rejected.get(fr.index, set()))
+            if by == "person":
+                fr.persons, fr.decision = self._persons(face_hits, k)
+            face_hits = face_hits[:k]
+            conf = engine.confidence(np.array([h.similarity for h in face_hits])) if face_hits else []
+            fr.matches = [
+                Match(rank=r + 1, label=h.label, record_id=h.image_id, face_id=h.face_id, person_id=h.person_id,
+                      case_id=h.case_id, image=h.image_path, similarity=h.similarity,
+                      confidence=None if np.isnan(c) else float(c))
+                for r, (h, c) in enumerate(zip(face_hits, conf))
+            ]
+        t["search"] = (time.perf_counter() - t0) * 1e3
 
     def _persons(self, hits, k: int):
         """Person list and open-set decision of one face's photo hits (fasfinder.identify)."""

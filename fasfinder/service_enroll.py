@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,27 +56,6 @@ def label_for(path: Path, label_from: str) -> str:
     if label_from == "parent":
         return path.parent.name or path.stem
     raise GalleryError(f"unknown label source {label_from!r} (use 'parent' or 'stem')", code="bad_argument")
-
-
-_NETWORK_THREADS: ThreadPoolExecutor | None = None
-_NETWORK_LOCK = threading.Lock()
-
-
-def _one_torch_thread() -> None:
-    import torch
-
-    torch.set_num_threads(1)  # per thread (OpenMP): the caller's thread count is left alone
-
-
-def network_threads() -> ThreadPoolExecutor:
-    """Two persistent threads with one torch thread each: liveness on one, embeddings on the other."""
-
-    global _NETWORK_THREADS
-    with _NETWORK_LOCK:
-        if _NETWORK_THREADS is None:
-            _NETWORK_THREADS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="fasfinder-nets",
-                                                  initializer=_one_torch_thread)
-        return _NETWORK_THREADS
 
 
 def enroll_workers() -> int:
@@ -133,7 +111,7 @@ class EnrollPipeline:
     def _enroll_compute(self, items: list[_Pending], threads: bool = True) -> list[_Pending]:
         """Liveness verdicts and embeddings of the prepared files in shared network batches (``verdicts``,
         ``emb`` of each item; an item whose step failed gets its error and no image). ``threads``: on
-        the two network threads (in this process); False: here, one after the other (a worker process)."""
+        the compute threads (in this process); False: here, one after the other (a worker process)."""
 
         from .liveness import predict_many
 
@@ -170,14 +148,18 @@ class EnrollPipeline:
             live = [each(live_step, todo)] if model is not None and todo else None
             embs = each(embed_step, todo) if todo else []
         else:
-            # liveness and embeddings at the same time on the two network threads, each network's faces
-            # in two halves so that both threads stay busy; a photo that liveness refuses is embedded
-            # for nothing and not written
+            # liveness and embeddings at the same time on the compute threads (fasfinder.compute: the
+            # pool's workers and this thread, one torch thread each), each network's faces in two
+            # halves so that both cores stay busy; a photo that liveness refuses is embedded for
+            # nothing and not written
+            from .compute import compute_pool
+
             halves = [todo[: (len(todo) + 1) // 2], todo[(len(todo) + 1) // 2 :]]
-            nets = network_threads()
-            live = [nets.submit(each, live_step, h) for h in halves] if model is not None and todo else None
-            embs = [e for f in [nets.submit(each, embed_step, h) for h in halves] for e in f.result()]
-            live = [f.result() for f in live] if live is not None else None
+            steps = ([live_step] if model is not None and todo else []) + [embed_step]
+            parts = [(step, h) for step in steps for h in halves]
+            values = compute_pool().map(lambda part: each(*part), parts)
+            live = values[:2] if len(steps) == 2 else None
+            embs = [e for v in values[-2:] for e in v]
         for it, e in zip(todo, embs):
             it.emb = e
         if live is not None:

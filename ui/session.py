@@ -19,7 +19,9 @@ class Session(QObject):
     def __init__(self, host, pool: WorkerPool | None = None, parent=None):
         super().__init__(parent)
         self.host = host
-        self.pool = pool or WorkerPool(parent=self)
+        # searches get their own lane: never queued behind explanation or import workers
+        self.pool = pool or WorkerPool(parent=self, lanes={"query": 2})
+        self._explaining: set[Worker] = set()  # explanation workers of the current query (cancel_explanations)
         self.result = None
         self.face_index = -1
         self.match = None
@@ -28,14 +30,30 @@ class Session(QObject):
 
     # -- service calls off the GUI thread ----------------------------------------------------
     def call(self, method: str, *args, on_result=None, on_error=None, on_progress=None, on_finished=None,
-             **kwargs) -> Worker:
+             lane: str = "", **kwargs) -> Worker:
+        """Run the service operation ``method`` off the GUI thread. ``lane="query"``: on the search lane
+        (searches never wait behind other work); ``lane="explain"``: an explanation of the current query,
+        cancelled by :meth:`cancel_explanations` when the next query starts."""
+
         host = self.host
 
         def job(progress=None, cancel=None):
             return host.call(method, *args, progress=progress, cancel=cancel, **kwargs)
 
-        return self.pool.start(job, name=method, on_result=on_result, on_error=on_error or self.report_error,
-                               on_progress=on_progress, on_finished=on_finished)
+        w = self.pool.start(job, name=method, on_result=on_result, on_error=on_error or self.report_error,
+                            on_progress=on_progress, on_finished=on_finished, lane="query" if lane == "query" else "")
+        if lane == "explain":
+            self._explaining.add(w)
+            w.signals.finished.connect(lambda w=w: self._explaining.discard(w))
+        return w
+
+    def cancel_explanations(self) -> None:
+        """Cancel the explanations still pending for the current query (a new query replaces it): those
+        not started never run, in this process or in the service's."""
+
+        for w in list(self._explaining):
+            w.cancel()
+        self._explaining.clear()
 
     def report_error(self, exc) -> None:
         from .qtutil import error_text
@@ -95,6 +113,9 @@ class Session(QObject):
         self._xwait[key] = [(on_result, on_error)]
 
         def done(ok, value, key=key):
+            if not ok and getattr(value, "code", None) == "cancelled":  # a newer query replaced this one
+                self._xwait.pop(key, None)
+                return
             if ok:  # a fasfinder.results.Heatmap
                 value = (value.heatmap, value.regions, value.method)
             self._xcache[key] = (ok, value)
@@ -102,5 +123,5 @@ class Session(QObject):
                 (res_cb if ok else err_cb)(value)
 
         method = "explain_face" if kind == "face" else "liveness_explain"
-        self.call(method, self.result.sha256, self.face_index, path=self.result.query,
+        self.call(method, self.result.sha256, self.face_index, path=self.result.query, lane="explain",
                   on_result=lambda v: done(True, v), on_error=lambda e: done(False, e))

@@ -16,6 +16,7 @@ import time
 
 from PySide6.QtCore import QCoreApplication, QElapsedTimer, QObject, QRunnable, QThreadPool, Signal, Slot
 
+from fasfinder.errors import Cancelled
 from fasfinder.service import CancelToken
 
 log = logging.getLogger("fasfinder.ui")
@@ -93,6 +94,10 @@ class Worker(QRunnable):
 
     def run(self) -> None:
         self._raw.started.emit()
+        if self.token.cancelled:  # cancelled while it waited for a thread: never started
+            self._raw.errored.emit(Cancelled(f"{self.name}: cancelled before it started"))
+            self._raw.finished.emit()
+            return
         try:
             kwargs = dict(self.kwargs)
             if self._pass_progress:
@@ -111,18 +116,26 @@ class Worker(QRunnable):
 
 
 class WorkerPool(QObject):
-    """A QThreadPool plus the set of live workers (so they can be cancelled and awaited)."""
+    """A QThreadPool plus the set of live workers (so they can be cancelled and awaited).
+
+    ``lanes``: {name: threads} of extra thread pools; a worker started with ``lane=name`` runs on
+    its own lane, never queued behind the main pool's workers (searches: ui/session.py). The set
+    of live workers, :meth:`cancel_all` and :meth:`wait_idle` cover every lane."""
 
     idle = Signal()
 
-    def __init__(self, max_threads: int = 4, parent=None):
+    def __init__(self, max_threads: int = 4, parent=None, lanes: dict[str, int] | None = None):
         super().__init__(parent)
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(max_threads)
+        self.lanes: dict[str, QThreadPool] = {}
+        for lane, threads in (lanes or {}).items():
+            self.lanes[lane] = QThreadPool(self)
+            self.lanes[lane].setMaxThreadCount(threads)
         self.active: set[Worker] = set()
 
     def start(self, fn, *args, on_result=None, on_error=None, on_progress=None, on_finished=None,
-              name: str = "", **kwargs) -> Worker:
+              name: str = "", lane: str = "", **kwargs) -> Worker:
         w = Worker(fn, *args, name=name, **kwargs)
         if on_result:
             w.signals.returned.connect(on_result)
@@ -134,7 +147,7 @@ class WorkerPool(QObject):
             w.signals.finished.connect(on_finished)
         w.signals.finished.connect(lambda w=w: self._done(w))
         self.active.add(w)
-        self.pool.start(w)
+        self.lanes.get(lane, self.pool).start(w)
         return w
 
     def _done(self, w: Worker) -> None:

@@ -40,7 +40,7 @@ from .geometry import (
     window_resample,
 )
 from .model import LivenessModel
-from .registry import DEFAULT_MODEL, default_liveness_model, load_liveness_model, predict_many
+from .registry import DEFAULT_MODEL, default_liveness_model, load_liveness_model, predict_many, start_predict
 from .verdict import REAL, SPOOF, UNCERTAIN, Liveness
 
 #: Names served from :mod:`.networks` on first use (it imports torch).
@@ -62,6 +62,7 @@ __all__ = [
     "default_liveness_model",
     "load_liveness_model",
     "predict_many",
+    "start_predict",
     "DEFAULT_MODEL",
     "REAL",
     "SPOOF",

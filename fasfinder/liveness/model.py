@@ -79,8 +79,11 @@ class LivenessModel:
         except Exception as exc:
             raise ModelError(f"liveness weights {path} do not fit the card's architecture: {exc}") from exc
         self.net.eval()
+        #: Whether the crop needs the face's landmarks (else the box is enough: a query starts the check early)
+        self.needs_landmarks = bool(self.input.get("keep_regions"))
         self._lock = threading.Lock()
         self._fast = None  # the BN-folded inference copy of ``net`` (built on first use)
+        self._runners: list = []  # an ensemble's members as traced TorchScript (built with ``_fast``)
 
     @classmethod
     def from_card(cls, name: str = "fas-nuaa-wide") -> LivenessModel:
@@ -97,26 +100,80 @@ class LivenessModel:
         """Probability of a live face for each uint8 crop (N x S x S x 3), in batches through the
         BN-folded copy of the network (:func:`.networks.fused_for_inference`)."""
 
-        import torch
+        return self.start_scores(crops).result()
 
-        if len(crops) == 0:
-            return np.zeros((0,), dtype=np.float64)
-        with self._lock, torch.inference_mode():
+    def _inference_net(self):
+        with self._lock:
             if self._fast is None:
                 from .networks import fused_for_inference
 
-                self._fast = fused_for_inference(self.net)
-            out = [torch.softmax(self._fast(self._fast.preprocess(crops[i : i + self.batch_size])), dim=1)[:, 1]
-                   for i in range(0, len(crops), self.batch_size)]
-            return torch.cat(out).double().numpy()
+                fast = fused_for_inference(self.net)
+                if self.arch_type in ("FasNet", "FasNetEnsemble"):
+                    # the crops arrive channels-last (HWC pixels); with channels-last weights too, the
+                    # small late convolutions (torch's slow path below 20480 input values) no longer copy
+                    # their weights on every call: 15 % less time, same scores (tests/test_query_stages.py)
+                    import torch
+
+                    fast = fast.to(memory_format=torch.channels_last)
+                if self.arch_type == "FasNetEnsemble":
+                    from .networks import traced_members
+
+                    self._runners = traced_members(fast)  # run on the compute threads without the GIL
+                self._fast = fast
+            return self._fast
+
+    def start_scores(self, crops: np.ndarray):
+        """Start :meth:`scores_from_crops` on the compute threads (:mod:`fasfinder.compute`) and return
+        at once; ``.result()`` waits for the scores. An ensemble runs as one part per member (and
+        batch), dearest first; the members' probabilities are stacked in member order and combined
+        exactly as the whole network combines them, so the scores equal a serial pass."""
+
+        import torch
+
+        from ..compute import compute_pool
+        from .networks import FasNetEnsemble
+
+        pool = compute_pool()
+        if len(crops) == 0:
+            return pool.start(None, []).then(lambda _v: np.zeros((0,), dtype=np.float64))
+        net = self._inference_net()
+        batches = [net.preprocess(crops[i : i + self.batch_size]) for i in range(0, len(crops), self.batch_size)]
+        if not (isinstance(net, FasNetEnsemble) and pool.workers):
+            def whole(_part):
+                with torch.inference_mode():
+                    return torch.cat([torch.softmax(net(x), dim=1)[:, 1] for x in batches]).double().numpy()
+
+            return pool.start(whole, [None]).then(lambda v: v[0])
+        with torch.inference_mode():
+            inputs = [net.window_inputs(x) for x in batches]
+        costs = net.member_costs()
+        members = sorted(range(len(costs)), key=lambda i: -costs[i])
+        parts = [(b, i) for b in range(len(batches)) for i in members]
+
+        runners = self._runners
+
+        def part(p):
+            with torch.inference_mode():
+                return net.member_prob(p[1], inputs[p[0]], runners[p[1]])
+
+        def join(values):
+            got = dict(zip(parts, values))
+            with torch.inference_mode():
+                return torch.cat([torch.softmax(net.combine(torch.stack([got[b, i] for i in range(len(costs))], 0)),
+                                                dim=1)[:, 1] for b in range(len(batches))]).double().numpy()
+
+        return pool.start(part, parts).then(join)
 
     def verdict(self, score: float) -> Liveness:
         return Liveness(label=REAL if score >= self.threshold else SPOOF, score=float(score), model=self.name)
 
     def predict(self, rgb: np.ndarray, faces: list[Face]) -> list[Liveness]:
-        if not faces:
-            return []
-        return [self.verdict(s) for s in self.scores_from_crops(self.crops(rgb, faces))]
+        return self.start_predict(rgb, faces).result()
+
+    def start_predict(self, rgb: np.ndarray, faces: list[Face]):
+        """:meth:`predict` started on the compute threads; ``.result()`` -> list[Liveness]."""
+
+        return self.start_scores(self.crops(rgb, faces)).then(lambda scores: [self.verdict(s) for s in scores])
 
     def predict_many(self, items: list[tuple[np.ndarray, list[Face]]]) -> list[list[Liveness]]:
         """:meth:`predict` for several images, all their faces through the network in shared batches."""

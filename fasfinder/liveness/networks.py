@@ -86,8 +86,45 @@ class FasNetEnsemble(nn.Module):
         self.members = nn.ModuleList([FasNet(widths, window=w, net_size=net_size) for w in windows])
 
     def forward(self, x):
-        probs = [torch.softmax(m(m_in), dim=1) for m, m_in in zip(self.members, self.member_inputs(x))]
-        return torch.log(torch.stack(probs, 0).mean(0).clamp_min(1e-12))
+        inputs = self.window_inputs(x)
+        return self.combine(torch.stack([self.member_prob(i, inputs) for i in range(len(self.members))], 0))
+
+    def window_inputs(self, x) -> dict:
+        """{window: the members' input}: each distinct window of the crops cut out and resized once."""
+
+        out = {}
+        for m in self.members:
+            if m.window not in out:
+                out[m.window] = window_resample(x, [window_box(x.shape[-1], m.window)] * x.shape[0], m.net_size)
+        return out
+
+    def member_prob(self, i: int, inputs: dict, run=None) -> torch.Tensor:
+        """N x 2 class probabilities of member ``i`` (``inputs``: :meth:`window_inputs`; ``run``: a
+        callable standing in for the member, e.g. its traced copy)."""
+
+        m = self.members[i]
+        return torch.softmax((run or m)(inputs[m.window]), dim=1)
+
+    @staticmethod
+    def combine(probs: torch.Tensor) -> torch.Tensor:
+        """The ensemble's output from ALL members' probabilities (members x N x 2, in member order)."""
+
+        return torch.log(probs.mean(0).clamp_min(1e-12))
+
+    def member_costs(self) -> list[float]:
+        """Relative cost of each member's forward pass: multiply-adds of its convolutions at its input size."""
+
+        costs = []
+        for m in self.members:
+            side, total = float(m.net_size or 0), 0.0
+            for mod in m.modules():
+                if isinstance(mod, nn.Conv2d):
+                    side /= mod.stride[0]
+                    total += mod.weight.numel() * side * side
+                elif isinstance(mod, nn.MaxPool2d):
+                    side /= mod.stride if isinstance(mod.stride, int) else mod.stride[0]
+            costs.append(total or 1.0)
+        return costs
 
     def member_inputs(self, x):
         cache = {}
@@ -217,6 +254,27 @@ def build_dlib_fas(stages=DLIB_STAGES[:5], pool: str = "std", sizes=(), trunk=No
     """A :class:`DlibStatsFas` with an untrained head on the (installed or given) dlib trunk."""
 
     return DlibStatsFas(stages, pool, sizes, trunk)
+
+
+def traced_members(ensemble: FasNetEnsemble) -> list:
+    """Each member of ``ensemble`` traced with TorchScript (the same aten operators, so the same numbers):
+    a traced call runs all its operators without taking Python's GIL between them, so a member on a
+    compute thread is not held up by the Python work of other threads (an eager member beside a busy
+    Python thread: 20 x slower; traced: about 3 x; docs/results/query_speed.md). A member that cannot
+    be traced stays eager."""
+
+    import warnings
+
+    out = []
+    with torch.inference_mode(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TorchScript's deprecation notices
+        for m in ensemble.members:
+            example = torch.zeros((1, 3, m.net_size, m.net_size)).contiguous(memory_format=torch.channels_last)
+            try:
+                out.append(torch.jit.trace(m, example, check_trace=False))
+            except Exception:  # noqa: BLE001 - the eager member computes the same
+                out.append(m)
+    return out
 
 
 def fused_for_inference(net: nn.Module) -> nn.Module:

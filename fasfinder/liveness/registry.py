@@ -48,3 +48,16 @@ def predict_many(model, items: list) -> list[list]:
     if batched is not None:
         return batched(items)
     return [model.predict(rgb, faces) for rgb, faces in items]
+
+
+def start_predict(model, rgb, faces):
+    """Start ``model.predict(rgb, faces)`` on the compute threads (:mod:`fasfinder.compute`) and return at
+    once; ``.result()`` -> the verdicts, ``.span_ms`` -> the liveness check's own wall time. Models that
+    split their work (:meth:`LivenessModel.start_predict`) do so; any other runs whole on one thread."""
+
+    start = getattr(model, "start_predict", None)
+    if start is not None:
+        return start(rgb, faces)
+    from ..compute import compute_pool
+
+    return compute_pool().start(lambda _part: model.predict(rgb, faces), [None]).then(lambda v: v[0])

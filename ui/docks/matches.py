@@ -62,6 +62,12 @@ def photo_matches(person) -> list:
             for i, p in enumerate(person.photos)]
 
 
+def _quiet_if_cancelled(session):
+    """An error callback: a cancelled call (a newer query replaced this one) says nothing."""
+
+    return lambda exc: None if getattr(exc, "code", None) == "cancelled" else session.report_error(exc)
+
+
 class MatchesDock(QDockWidget):
     def __init__(self, session, parent=None):
         super().__init__("Matches", parent)
@@ -167,7 +173,8 @@ class MatchesDock(QDockWidget):
             self.list.addItem(item)
         gen = self._gen
         ids = [m.face_id for m in shown]
-        self.session.call("face_crops", ids, on_result=lambda crops, gen=gen, ids=ids: self._set_thumbs(gen, ids, crops))
+        self.session.call("face_crops", ids, lane="explain", on_error=_quiet_if_cancelled(self.session),
+                          on_result=lambda crops, gen=gen, ids=ids: self._set_thumbs(gen, ids, crops))
         self.list.setCurrentRow(0)
 
     def _set_thumbs(self, gen, face_ids, crops) -> None:
@@ -202,7 +209,8 @@ class MatchesDock(QDockWidget):
         missing = [m.face_id for m in photos if m.face_id not in self._crops]
         if missing:
             gen = self._gen
-            self.session.call("face_crops", missing, on_result=lambda crops, gen=gen, ids=missing: self._photo_thumbs(gen, ids, crops))
+            self.session.call("face_crops", missing, lane="explain", on_error=_quiet_if_cancelled(self.session),
+                              on_result=lambda crops, gen=gen, ids=missing: self._photo_thumbs(gen, ids, crops))
 
     def _photo_thumbs(self, gen, face_ids, crops) -> None:
         for fid, crop in zip(face_ids, crops):
@@ -257,7 +265,7 @@ class MatchesDock(QDockWidget):
         gen = self._gen
         if m.face_id in self._crops:
             self.c_view.set_image(self._crops[m.face_id])
-        self.session.call("explain_match", res.sha256, fr.index, m.face_id, path=res.query,
+        self.session.call("explain_match", res.sha256, fr.index, m.face_id, path=res.query, lane="explain",
                           on_result=lambda v, m=m, key=key, gen=gen: self._explained(gen, key, m, v),
                           on_error=lambda e, m=m, gen=gen: self._explain_failed(gen, m, e))
 
@@ -287,7 +295,7 @@ class MatchesDock(QDockWidget):
         self.session.match_explained.emit(m, value)
 
     def _explain_failed(self, gen, m, exc) -> None:
-        if gen != self._gen or self.session.match is not m:
+        if gen != self._gen or self.session.match is not m or getattr(exc, "code", None) == "cancelled":
             return
         if is_unavailable(exc):
             self.explain_status.setText(f"Per-match heatmaps not available for this engine: {error_text(exc)}")

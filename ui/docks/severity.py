@@ -96,7 +96,7 @@ class SeverityDock(QDockWidget):
         self.progress.setVisible(True)
         self.progress.setValue(0)
         self.status.setText("Computing\u2026")
-        self.worker = self.session.call("severity", res.sha256, fr.index, face_id, target=target, path=res.query,
+        self.worker = self.session.call("severity", res.sha256, fr.index, face_id, target=target, path=res.query, lane="explain",
                                         region=self.region.currentData(), on_result=self._ready,
                                         on_error=self._failed, on_progress=self._progress, on_finished=self._done)
 
