@@ -199,3 +199,17 @@ def test_liveness_from_the_boxes_equals_liveness_from_the_faces(gallery_service)
     assert [f.box for f in early[0]] == [f.box for f in faces]
     res = ff.search(query, record=False)
     assert [fr.liveness.score for fr in res.faces] == pytest.approx([v.score for v in model.predict(rgb, faces)], abs=1e-6)
+
+
+def test_torch_threads_narrows_faiss_too():
+    """faiss has its own OpenMP runtime: the query thread's gallery search must be narrowed as well."""
+
+    import faiss
+
+    from fasfinder.compute import torch_threads
+
+    faiss.omp_set_num_threads(2)
+    with torch_threads(1):
+        inside = faiss.omp_get_max_threads()
+    assert inside == 1
+    assert faiss.omp_get_max_threads() == 2  # given back
