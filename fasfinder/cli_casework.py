@@ -13,8 +13,15 @@ from .gallery.decisions import DECISIONS
 from .report import write_pdf
 
 
-def pdf_line(out: dict) -> str:
-    return f"; PDF {out['pdf']} sha256 {out['pdf_sha256']}" if "pdf" in out else ""
+def with_pdf(out: dict, pdf) -> str:
+    """A report operation's result without its HTML text, which is also written as PDF to ``pdf`` when
+    given; returns the PDF's part of the plain-text line."""
+
+    html = out.pop("html")
+    if not pdf:
+        return ""
+    out.update(write_pdf(html, pdf))
+    return f"; PDF {out['pdf']} sha256 {out['pdf_sha256']}"
 
 
 def register(sub, common, service, emit, safe) -> None:
@@ -31,22 +38,17 @@ def register(sub, common, service, emit, safe) -> None:
     def cmd_report(args) -> int:
         ff = service(args)
         out = ff.case_report(args.query_id, args.out)
-        html = out.pop("html")
-        if args.pdf:
-            out.update(write_pdf(html, args.pdf))
-        emit(out, args.json, f"{safe(out['path'])} sha256 {out['sha256']}" + pdf_line(out))
+        pdf = with_pdf(out, args.pdf)
+        emit(out, args.json, f"{safe(out['path'])} sha256 {out['sha256']}{pdf}")
         ff.close()
         return 0
 
     def cmd_case_report(args) -> int:
         ff = service(args)
         out = ff.case_file_report(args.case_id, args.out)
-        html = out.pop("html")
-        if args.pdf:
-            out.update(write_pdf(html, args.pdf))
+        pdf = with_pdf(out, args.pdf)
         emit(out, args.json, f"{safe(out['path'])} sha256 {out['sha256']} ({len(out['queries'])} recorded "
-                             f"quer{'y' if len(out['queries']) == 1 else 'ies'} of case {safe(out['case_id'])})"
-                             + pdf_line(out))
+                             f"quer{'y' if len(out['queries']) == 1 else 'ies'} of case {safe(out['case_id'])}){pdf}")
         ff.close()
         return 0
 

@@ -37,19 +37,22 @@ def two_person_gallery(root: Path, case_id: str | None = None):
 
 
 @contextmanager
-def main_window(qtbot, settings, host):
-    """A shown MainWindow on ``host`` (no demo offer, default layout); its workers stopped afterwards."""
+def main_window(qtbot, settings, host, show: bool = True):
+    """A MainWindow on ``host`` (no demo offer, default layout; shown unless ``show`` is False, for a
+    test that places it first); its workers stopped and the window closed afterwards."""
 
     from ui.main_window import MainWindow
 
     win = MainWindow(settings, host, offer_demo=False, restore_layout=False)
     qtbot.addWidget(win)
-    win.show()
+    if show:
+        win.show()
     try:
         yield win
     finally:
         win.session.pool.cancel_all()
         win.session.pool.wait_idle(timeout_ms=60_000, settle_ms=0)
+        win.close()
 
 
 LFW_IMAGES = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "lfw" / "images_deepfunneled"

@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 from PySide6.QtCore import QPoint, QRect
 
-from tests.casework_util import save_png
+from tests.casework_util import main_window, save_png
 
 SMALL = QRect(0, 0, 960, 600)  # 1440x900 at 150 %
 
@@ -31,12 +31,8 @@ def empty(tmp_path):
 
 
 def test_main_window_fits_960x600_with_every_dock_inside(qtbot, empty):
-    from ui.main_window import MainWindow
-
     settings, host = empty
-    win = MainWindow(settings, host, offer_demo=False, restore_layout=False)
-    qtbot.addWidget(win)
-    try:
+    with main_window(qtbot, settings, host, show=False) as win:
         win.resize(1440, 900)  # a geometry saved at 100 % on the same monitor
         win.move(300, 200)
         win.show()
@@ -55,10 +51,6 @@ def test_main_window_fits_960x600_with_every_dock_inside(qtbot, empty):
             rect = QRect(top_left, dock.size())
             assert inside.contains(rect), (dock.windowTitle(), rect, inside)
             assert dock.width() >= 120 and dock.height() >= 80, (dock.windowTitle(), dock.size())  # usable
-    finally:
-        win.session.pool.cancel_all()
-        win.session.pool.wait_idle(timeout_ms=60_000, settle_ms=0)
-        win.close()
 
 
 def test_restored_geometry_from_a_larger_screen_fits_960x600(qtbot, empty, monkeypatch):
@@ -90,18 +82,10 @@ def test_restored_geometry_from_a_larger_screen_fits_960x600(qtbot, empty, monke
 
 
 def test_large_screen_keeps_the_default_layout(qtbot, empty):
-    from ui.main_window import MainWindow
-
     settings, host = empty
-    win = MainWindow(settings, host, offer_demo=False, restore_layout=False)
-    qtbot.addWidget(win)
-    try:
+    with main_window(qtbot, settings, host, show=False) as win:
         win.clamp_to_screen(QRect(0, 0, 1920, 1080))
         assert not win.compact and not win.tabifiedDockWidgets(win.heatmap)
-    finally:
-        win.session.pool.cancel_all()
-        win.session.pool.wait_idle(timeout_ms=60_000, settle_ms=0)
-        win.close()
 
 
 def test_import_dialog_fits_960x600(qtbot, empty, tmp_path, astronaut):
