@@ -9,14 +9,19 @@ Sources (training data only; LFW and the NUAA test lists are never read here):
   calibration and held-out;
 * synthetic print attacks (:mod:`fasfinder.training.fas_synth`: a CelebA training-identity print
   composited over a live NUAA or CelebA background, hands over its edges), each paired with its
-  untouched live original under the same camera degradation.
+  untouched live original under the same camera degradation;
+* the same CelebA photos and their synthetic prints once more through an "ordinary photo" degradation
+  (:func:`photo_params` / :func:`photo`: the face shrunk to 40-110 px with JPEG at that size, often
+  scaled back up, sometimes grey or sharpened), the SAME degradation for a genuine photo and its
+  print, so that a low-quality web or phone photo is learnt as a photo, not as an attack (sources
+  ``celeba-photo`` / ``celeba-photo-print``).
 
 For each sample the product's face (dlib box + 68 landmarks) is mapped to the teacher's box
 (:func:`fasfinder.liveness.minifasnet.face_box`) and both 80x80 crops of the teacher's rule are
 stored (uint8 BGR, the student's input too), with the teacher's two softmax vectors.
 
     python -m fasfinder.training.fas_distill_data faces --out DIR      # dlib faces of CelebA (cached)
-    python -m fasfinder.training.fas_distill_data build --out DIR [--per-nuaa 2] [--seed 0]
+    python -m fasfinder.training.fas_distill_data build --out DIR [--per-nuaa 2] [--seed 0] [--photo-share 0.6]
 """
 
 from __future__ import annotations
@@ -75,7 +80,35 @@ def detect_faces(files, data_dir=SHARED) -> dict:
     return out
 
 
-def build(out_dir, per_nuaa: int = 2, seed: int = 0, data_dir=SHARED) -> dict:
+def photo_params(rng: np.random.Generator) -> dict:
+    """Random "ordinary photo" degradation: face width in pixels, JPEG quality, upscale back, grey, sharpen."""
+
+    return {"face_px": float(rng.uniform(40, 110)), "jpeg": int(rng.integers(35, 86)), "up": bool(rng.random() < 0.5),
+            "grey": bool(rng.random() < 0.15), "sharpen": float(rng.uniform(0.5, 1.5)) if rng.random() < 0.3 else 0.0}
+
+
+def photo(rgb: np.ndarray, box, params: dict) -> tuple[np.ndarray, tuple]:
+    """(degraded image, the face box in its pixels) of an RGB image with dlib box ``box``."""
+
+    import cv2
+
+    h, w = rgb.shape[:2]
+    f = min(1.0, params["face_px"] / max(float(box[2] - box[0]), 1.0))
+    out = cv2.resize(rgb, (max(16, round(w * f)), max(16, round(h * f))), interpolation=cv2.INTER_AREA) if f < 1 else rgb
+    if params["grey"]:
+        out = np.repeat(out.mean(axis=2, keepdims=True), 3, axis=2).astype(np.uint8)
+    if params["sharpen"] > 0:
+        soft = cv2.GaussianBlur(out, (0, 0), 1.2).astype(np.float32)
+        out = np.clip(out.astype(np.float32) * (1 + params["sharpen"]) - params["sharpen"] * soft, 0, 255).astype(np.uint8)
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(out[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, params["jpeg"]])
+    out = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1]
+    scale = out.shape[1] / w
+    if params["up"] and f < 1:
+        out, scale = cv2.resize(out, (w, h), interpolation=cv2.INTER_CUBIC), 1.0
+    return np.ascontiguousarray(out), tuple(float(v) * scale for v in box)
+
+
+def build(out_dir, per_nuaa: int = 2, seed: int = 0, data_dir=SHARED, photo_share: float = 0.0) -> dict:
     """Write ``samples.npz`` (crops, labels, sources, groups, teacher softmax) into ``out_dir``."""
 
     import torch
@@ -141,6 +174,10 @@ def build(out_dir, per_nuaa: int = 2, seed: int = 0, data_dir=SHARED) -> dict:
         if split != "heldout":
             spoof, sbox, _ = composite(rgb, fc["box"], *random_print(fc["id"]), rng)
             add(camera(spoof, camera_params(rng)), sbox, 0, "celeba-print", f"celeba-{fc['id']}", split)
+            if photo_share > 0 and rng.random() < photo_share:
+                params = photo_params(rng)
+                add(*photo(rgb, fc["box"], params), 1, "celeba-photo", f"celeba-{fc['id']}", split)
+                add(*photo(spoof, sbox, params), 0, "celeba-photo-print", f"celeba-{fc['id']}", split)
         if (i + 1) % 500 == 0:
             log(f"celeba {i + 1}/{len(faces)} ({time.time() - t0:.0f}s)")
     x = np.stack(crops)
@@ -148,7 +185,7 @@ def build(out_dir, per_nuaa: int = 2, seed: int = 0, data_dir=SHARED) -> dict:
     probs = np.concatenate([teacher.softmax_crops(x[i: i + 256]) for i in range(0, len(x), 256)]).astype(np.float32)
     np.savez(out_dir / "samples.npz", crops=x, label=np.array(labels, np.int64), source=np.array(sources),
              group=np.array(groups), split=np.array(splits), teacher=probs,
-             meta=np.array(json.dumps({"seed": seed, "per_nuaa": per_nuaa})))
+             meta=np.array(json.dumps({"seed": seed, "per_nuaa": per_nuaa, "photo_share": photo_share})))
     return {"n": len(x), "spoof": int(np.sum(np.array(labels) == 0)), "seconds": round(time.time() - t0, 1)}
 
 
@@ -159,13 +196,15 @@ def main(argv=None) -> int:
     ap.add_argument("--data", default=str(SHARED))
     ap.add_argument("--per-nuaa", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--photo-share", type=float, default=0.0,
+                    help="share of CelebA train/calib photos also given an ordinary-photo degradation (pair)")
     a = ap.parse_args(argv)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     if a.step == "faces":
         (out / "celeba_faces.json").write_text(json.dumps(detect_faces(celeba_files(a.data), a.data)))
         return 0
-    print(json.dumps(build(out, a.per_nuaa, a.seed, a.data)))
+    print(json.dumps(build(out, a.per_nuaa, a.seed, a.data, a.photo_share)))
     return 0
 
 
