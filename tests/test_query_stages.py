@@ -100,10 +100,12 @@ def test_serial_pool_runs_inline():
 
 @pytest.fixture(scope="module")
 def model():
-    from fasfinder.liveness import default_liveness_model
+    """The wide ensemble (``fas-nuaa-wide``, selectable): the model whose members are split over the pool."""
+
+    from fasfinder.liveness import load_liveness_model
 
     try:
-        return default_liveness_model()
+        return load_liveness_model("fas-nuaa-wide")
     except Exception as exc:  # noqa: BLE001
         pytest.skip(f"liveness model unavailable: {exc}")
 

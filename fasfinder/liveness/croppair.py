@@ -105,6 +105,9 @@ class CropPairModel:
     """
 
     LIVE = 1
+    #: The crops come from the face box alone, so a query may start the check from the detector's boxes
+    #: before the landmarks (fasfinder.service); ``Face.landmarks`` are read only by ``explain``.
+    needs_landmarks = False
     nets: list
     scales: tuple
     name: str
