@@ -166,7 +166,7 @@ def train(data_path, out_dir, steps: int = 2400, batch: int = 128, nuaa_share: f
     history, step, t0 = [], 0, time.time()
     ck = out_dir / "checkpoint.pt"
     if ck.is_file():
-        state = torch.load(ck, map_location="cpu", weights_only=False)
+        state = torch.load(ck, map_location="cpu", weights_only=True)
         for net, sd in zip(nets, state["nets"]):
             net.load_state_dict(sd)
         opt.load_state_dict(state["opt"])
