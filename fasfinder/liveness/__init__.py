@@ -1,14 +1,15 @@
 """Face anti-spoofing (liveness): the shipped default, the distilled student, the reference teacher.
 
-* ``fas-student`` (selectable, not the default: it misses the NUAA target; :mod:`.student`): two small CNNs distilled from the MiniFASNet pair
+* ``fas-distilled`` (the DEFAULT; :mod:`.student`): two small CNNs distilled from the MiniFASNet pair
   (:mod:`fasfinder.training.fas_distill`), reading the teacher's two crops (:mod:`.croppair`: 2.7x
   and 4.0x the face box, 80x80); three-way verdict ``real`` / ``uncertain`` / ``spoof`` by a band
   chosen on training data; faces too small or without context are never ``spoof``.
+  ``fas-student`` is the same architecture from the previous round (selectable research model).
 * ``minifasnet`` (:mod:`.minifasnet`): our definitions of the third-party MiniFASNet pair, weights
   read from ``../shared/models/minifasnet`` or ``FASFINDER_MINIFASNET_DIR`` (never shipped): the
   reference model and the student's teacher.
-* models of the earlier rounds (:class:`LivenessModel`, :mod:`.networks`): ``fas-nuaa-wide`` (still
-  the DEFAULT), ``fas-nuaa-cnn``, ``fas-nuaa-dlib`` ...: a wide zero-padded crop of :mod:`.geometry`.
+* models of the earlier rounds (:class:`LivenessModel`, :mod:`.networks`): ``fas-nuaa-wide`` (the
+  default before ``fas-distilled``), ``fas-nuaa-cnn``, ``fas-nuaa-dlib`` ...: a wide zero-padded crop of :mod:`.geometry`.
 
 Every model is selectable by name (setting ``liveness_model``, ``eval fas --model``).
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from ..modelfiles import cached_model, load_card
 from .model import LivenessModel
 
-#: Name of the shipped default card. The distilled student (fas-student) is selectable but NOT the default:
-#: it misses the NUAA target (ACER 11.8 %, docs/results/liveness.md) where fas-nuaa-wide reaches 5.0 %.
-DEFAULT_MODEL = "fas-nuaa-wide"
+#: Name of the shipped default card: the round-3 student distilled from the MiniFASNet pair (three-way
+#: verdict; docs/results/liveness.md). The earlier models (fas-student, fas-nuaa-wide, ...) stay selectable.
+DEFAULT_MODEL = "fas-distilled"
 
 
 def load_liveness_model(name: str = DEFAULT_MODEL):
