@@ -63,9 +63,12 @@ if [ $do_bundle = 1 ]; then
   # Symbol tables (.symtab/.strtab: names for debuggers and crash traces, never read when the library is
   # loaded) of the shared libraries that ship them: 128 MB measured in the CPU bundle, 89 MB of it
   # libtorch_cpu.so and 9 MB libtorch_python.so. strip --strip-unneeded keeps the dynamic symbol table
-  # the loader needs (what Debian's dh_strip does).
+  # the loader needs (what Debian's dh_strip does). Libraries vendored by auditwheel (the wheels'
+  # `<pkg>.libs/` folders) are left alone: patchelf rewrote their program headers, and strip on them
+  # can leave segments the loader refuses ("ELF load command address/offset not page-aligned",
+  # measured on numpy.libs/libscipy_openblas64_ -> numpy does not import).
   before_strip=$(du -sb "$DIST/$APP" | cut -f1)
-  find "$DIST/$APP/_internal" -type f -name '*.so*' -print0 | while IFS= read -r -d '' so; do
+  find "$DIST/$APP/_internal" -type f -name '*.so*' -not -path '*.libs/*' -print0 | while IFS= read -r -d '' so; do
     if readelf -S "$so" 2>/dev/null | grep -q ' \.symtab '; then strip --strip-unneeded "$so"; fi
   done
   say "stripped symbol tables: $(( (before_strip - $(du -sb "$DIST/$APP" | cut -f1)) / 1048576 )) MB"
