@@ -35,7 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
-SHARED_NUAA = Path(__file__).resolve().parents[3] / "shared" / "data" / "nuaa"
+from ..evaluation.celeba import DATA_ROOT
+
+SHARED_NUAA = DATA_ROOT / "nuaa"  # FASFINDER_DATA, else ../shared/data
 
 
 def log(*args) -> None:

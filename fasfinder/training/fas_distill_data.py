@@ -34,7 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+from ..evaluation.celeba import DATA_ROOT
+
+SHARED = DATA_ROOT  # FASFINDER_DATA, else ../shared/data
 CELEBA_SETS = (("celeba_subset", "identity_CelebA_subset.txt"), ("celeba_extra", "identity_CelebA_extra.txt"))
 
 
