@@ -49,6 +49,29 @@ def test_ordinary_photo_degradation_keeps_the_face_under_its_box():
     assert photo_params(np.random.default_rng(5)) == photo_params(np.random.default_rng(5))
 
 
+def test_web_photo_frame_puts_the_face_box_at_its_new_place():
+    """frame(): a square side x side image, the face box scaled to side / window and carried along."""
+
+    from fasfinder.training.fas_distill_data import frame, frame_params
+
+    img = np.full((400, 300, 3), 40, np.uint8)
+    img[100:260, 80:240] = 220
+    box = (80, 100, 240, 260)
+    base = {**frame_params(np.random.default_rng(0)), "window": 2.5, "side": 250, "angle": 0.0, "shift": (0.0, 0.0),
+            "jpeg": 90}
+    for fill in ("black", "replicate"):
+        out, b = frame(img, box, {**base, "fill": fill})
+        assert out.shape == (250, 250, 3) and out.dtype == np.uint8
+        assert b[2] - b[0] == pytest.approx(100, rel=0.01) and (b[0] + b[2]) / 2 == pytest.approx(125, abs=1)
+        x0, y0, x1, y1 = (int(round(v)) for v in b)
+        assert out[y0 + 3: y1 - 3, x0 + 3: x1 - 3].mean() > 200  # the face is under its box
+        corner = out[:8, :8].mean()  # the window leaves the image there: filled black or replicated
+        assert (corner < 10) if fill == "black" else (30 < corner < 50)
+    turned, tb = frame(img, box, {**base, "fill": "black", "angle": 8.0})
+    assert tb[2] - tb[0] == pytest.approx(100, rel=0.01) and not np.array_equal(turned, out)
+    assert frame_params(np.random.default_rng(5)) == frame_params(np.random.default_rng(5))
+
+
 @pytest.fixture()
 def mini_nuaa(tmp_path):
     """Four live and four print images of the NUAA training lists, in the shared layout."""

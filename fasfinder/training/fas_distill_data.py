@@ -14,7 +14,14 @@ Sources (training data only; LFW and the NUAA test lists are never read here):
   (:func:`photo_params` / :func:`photo`: the face shrunk to 40-110 px with JPEG at that size, often
   scaled back up, sometimes grey or sharpened), the SAME degradation for a genuine photo and its
   print, so that a low-quality web or phone photo is learnt as a photo, not as an attack (sources
-  ``celeba-photo`` / ``celeba-photo-print``).
+  ``celeba-photo`` / ``celeba-photo-print``);
+* the same photos and prints once more in a "web photo frame" (:func:`frame_params` / :func:`frame`:
+  a square window of 2.2-3.3 face-box widths, rotated by up to 8 degrees (the border replicated or black,
+  as in aligned face sets), resized to 150-300 px and saved as
+  JPEG, as web and press photos and thumbnails are published, for example LFW's documented format of
+  a 2.2x Viola-Jones box scaled to 250x250), again the same for a photo and its print (sources
+  ``celeba-frame`` / ``celeba-frame-print``). The face then fills the frame: both teacher crops clip
+  at the image border, which is what tight genuine photos look like to a liveness model.
 
 For each sample the product's face (dlib box + 68 landmarks) is mapped to the teacher's box
 (:func:`fasfinder.liveness.minifasnet.face_box`) and both 80x80 crops of the teacher's rule are
@@ -22,6 +29,7 @@ stored (uint8 BGR, the student's input too), with the teacher's two softmax vect
 
     python -m fasfinder.training.fas_distill_data faces --out DIR      # dlib faces of CelebA (cached)
     python -m fasfinder.training.fas_distill_data build --out DIR [--per-nuaa 2] [--seed 0] [--photo-share 0.6]
+        [--frame-share 0.6]
 """
 
 from __future__ import annotations
@@ -110,7 +118,40 @@ def photo(rgb: np.ndarray, box, params: dict) -> tuple[np.ndarray, tuple]:
     return np.ascontiguousarray(out), tuple(float(v) * scale for v in box)
 
 
-def build(out_dir, per_nuaa: int = 2, seed: int = 0, data_dir=SHARED, photo_share: float = 0.0) -> dict:
+def frame_params(rng: np.random.Generator) -> dict:
+    """Random "web photo frame": window side in face-box widths, output side, rotation, border fill, JPEG."""
+
+    return {"window": float(rng.uniform(2.2, 3.3)), "side": int(rng.integers(150, 301)), "angle": float(rng.uniform(-8, 8)),
+            "shift": (float(rng.uniform(-0.08, 0.08)), float(rng.uniform(-0.15, 0.05))),
+            "fill": "black" if rng.random() < 0.25 else "replicate", "jpeg": int(rng.integers(50, 96))}
+
+
+def frame(rgb: np.ndarray, box, params: dict) -> tuple[np.ndarray, tuple]:
+    """(framed image, the face box in its pixels): a square window around the face box, rotated and
+    resized to ``params["side"]`` px, the border filled where the window leaves the image, JPEG."""
+
+    import cv2
+
+    x0, y0, x1, y1 = (float(v) for v in box)
+    bw = max(x1 - x0, 1.0)
+    cx, cy = (x0 + x1) / 2 + params["shift"][0] * bw, (y0 + y1) / 2 + params["shift"][1] * bw
+    side = params["side"]
+    f = side / (params["window"] * bw)
+    m = cv2.getRotationMatrix2D((cx, cy), params["angle"], f)
+    m[0, 2] += side / 2 - cx
+    m[1, 2] += side / 2 - cy
+    border = cv2.BORDER_CONSTANT if params["fill"] == "black" else cv2.BORDER_REPLICATE
+    out = cv2.warpAffine(np.ascontiguousarray(rgb), m, (side, side), flags=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR,
+                         borderMode=border, borderValue=(0, 0, 0))
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(out[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, params["jpeg"]])
+    out = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1]
+    ncx, ncy = m @ np.array([(x0 + x1) / 2, (y0 + y1) / 2, 1.0])
+    half = bw * f / 2
+    return np.ascontiguousarray(out), (ncx - half, ncy - (y1 - y0) * f / 2, ncx + half, ncy + (y1 - y0) * f / 2)
+
+
+def build(out_dir, per_nuaa: int = 2, seed: int = 0, data_dir=SHARED, photo_share: float = 0.0,
+          frame_share: float = 0.0) -> dict:
     """Write ``samples.npz`` (crops, labels, sources, groups, teacher softmax) into ``out_dir``."""
 
     import torch
@@ -180,6 +221,10 @@ def build(out_dir, per_nuaa: int = 2, seed: int = 0, data_dir=SHARED, photo_shar
                 params = photo_params(rng)
                 add(*photo(rgb, fc["box"], params), 1, "celeba-photo", f"celeba-{fc['id']}", split)
                 add(*photo(spoof, sbox, params), 0, "celeba-photo-print", f"celeba-{fc['id']}", split)
+            if frame_share > 0 and rng.random() < frame_share:
+                params = frame_params(rng)
+                add(*frame(rgb, fc["box"], params), 1, "celeba-frame", f"celeba-{fc['id']}", split)
+                add(*frame(spoof, sbox, params), 0, "celeba-frame-print", f"celeba-{fc['id']}", split)
         if (i + 1) % 500 == 0:
             log(f"celeba {i + 1}/{len(faces)} ({time.time() - t0:.0f}s)")
     x = np.stack(crops)
@@ -187,7 +232,8 @@ def build(out_dir, per_nuaa: int = 2, seed: int = 0, data_dir=SHARED, photo_shar
     probs = np.concatenate([teacher.softmax_crops(x[i: i + 256]) for i in range(0, len(x), 256)]).astype(np.float32)
     np.savez(out_dir / "samples.npz", crops=x, label=np.array(labels, np.int64), source=np.array(sources),
              group=np.array(groups), split=np.array(splits), teacher=probs,
-             meta=np.array(json.dumps({"seed": seed, "per_nuaa": per_nuaa, "photo_share": photo_share})))
+             meta=np.array(json.dumps({"seed": seed, "per_nuaa": per_nuaa, "photo_share": photo_share,
+                                       "frame_share": frame_share})))
     return {"n": len(x), "spoof": int(np.sum(np.array(labels) == 0)), "seconds": round(time.time() - t0, 1)}
 
 
@@ -200,13 +246,15 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--photo-share", type=float, default=0.0,
                     help="share of CelebA train/calib photos also given an ordinary-photo degradation (pair)")
+    ap.add_argument("--frame-share", type=float, default=0.0,
+                    help="share of CelebA train/calib photos also put into a web-photo frame (pair)")
     a = ap.parse_args(argv)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     if a.step == "faces":
         (out / "celeba_faces.json").write_text(json.dumps(detect_faces(celeba_files(a.data), a.data)))
         return 0
-    print(json.dumps(build(out, a.per_nuaa, a.seed, a.data, a.photo_share)))
+    print(json.dumps(build(out, a.per_nuaa, a.seed, a.data, a.photo_share, a.frame_share)))
     return 0
 
 
