@@ -1,0 +1,100 @@
+"""Training-side diagnostic: liveness verdicts on CelebA CALIBRATION photos re-published in a tight,
+LFW-like frame (never reads LFW).
+
+The frame follows LFW's documented format, not its images: a square window of 2.2 x a
+Viola-Jones-sized box (taken as 1.25 x the dlib box, so 2.75 dlib box widths), resized to 250x250,
+optionally turned (as deep funneling does) and saved as JPEG; the face is then found again by the
+product's dlib detector. Where the window leaves the photo (CelebA photos are tighter than the
+news photos LFW was cut from) the border is mirrored or black. Each condition sees every third
+detected calibration photo (at most 360); the turn angles come from one seeded generator.
+
+    python bench/liveness_calib_frames.py --celeba-faces DIR/celeba_faces.json --model fas-distilled
+        [--model fas-distilled-frame] [--json OUT]
+
+The calibration identities (``celeba_split == "calib"``) are never trained on; they choose the band.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+#: (name, turn in degrees (None: the photo as it is), border, JPEG quality)
+CONDITIONS = [("as is", None, None, None), ("250px q85", 0, "mirror", 85), ("250px q85 turned 8", 8, "mirror", 85),
+              ("250px q85 turned 8 black", 8, "black", 85), ("250px q60", 0, "mirror", 60),
+              ("250px q70 turned 12 black", 12, "black", 70)]
+
+
+def lfw_like(rgb, box, rng, turn, border, quality, window=2.2, vj=1.25, side=250):
+    import cv2
+
+    x0, y0, x1, y1 = box
+    w = (x1 - x0) * vj
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2 - 0.05 * w
+    angle = rng.uniform(-turn, turn) if turn else 0.0
+    m = cv2.getRotationMatrix2D((cx, cy), angle, side / (window * w))
+    m[0, 2] += side / 2 - cx
+    m[1, 2] += side / 2 - cy
+    mode = cv2.BORDER_CONSTANT if border == "black" else cv2.BORDER_REFLECT
+    out = cv2.warpAffine(rgb, m, (side, side), flags=cv2.INTER_LINEAR, borderMode=mode, borderValue=(0, 0, 0))
+    ok, enc = cv2.imencode(".jpg", out[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return np.ascontiguousarray(cv2.imdecode(enc, cv2.IMREAD_COLOR)[..., ::-1])
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--celeba-faces", required=True, help="celeba_faces.json of fas_distill_data")
+    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
+    ap.add_argument("--model", action="append", default=[])
+    ap.add_argument("--json", default="")
+    a = ap.parse_args(argv)
+
+    import torch
+
+    from fasfinder.faces import Face, FaceAnalyzer
+    from fasfinder.imaging import load_image
+    from fasfinder.liveness import load_liveness_model
+    from fasfinder.training.fas_distill_data import celeba_split
+
+    torch.set_num_threads(1)
+    faces = json.loads(Path(a.celeba_faces).read_text())
+    files = sorted(f for f, v in faces.items() if celeba_split(v["id"]) == "calib" and v["detected"])[::3][:360]
+    analyzer, t0, out = FaceAnalyzer(), time.time(), {"photos": len(files), "models": {}}
+    for name in a.model or ["fas-distilled"]:
+        model, rng, rows = load_liveness_model(name), np.random.default_rng(0), {}
+        for cond, turn, border, quality in CONDITIONS:
+            counts = {"real": 0, "uncertain": 0, "spoof": 0, "no_face": 0}
+            for rel in files:
+                fc = faces[rel]
+                rgb = load_image(Path(a.data) / rel).pixels
+                if turn is None:
+                    found = [Face(box=tuple(fc["box"]), landmarks=np.asarray(fc["landmarks"], np.float32),
+                                  shape5=np.zeros((5, 2), np.float32))]
+                else:
+                    rgb = lfw_like(rgb, fc["box"], rng, turn, border, quality)
+                    found = sorted(analyzer.detect(rgb), key=lambda f: f.box[2] - f.box[0])[-1:]
+                if not found:
+                    counts["no_face"] += 1
+                    continue
+                counts[model.predict(rgb, found)[0].label] += 1
+            rows[cond] = counts
+            print(name, cond, counts, file=sys.stderr, flush=True)
+        out["models"][name] = rows
+    out["seconds"] = round(time.time() - t0, 1)
+    text = json.dumps(out, indent=1)
+    print(text)
+    if a.json:
+        Path(a.json).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
