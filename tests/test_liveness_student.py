@@ -1,5 +1,6 @@
-"""The distilled two-crop students: fas-distilled (the shipped default) and fas-student (the earlier
-round, a research model): their cards, three-way verdict and gates."""
+"""The distilled two-crop students: fas-distilled (the shipped default), fas-student (the earlier
+round) and fas-distilled-frame (a fourth cycle on web-photo frames), research models: their cards,
+three-way verdict and gates."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from fasfinder.evaluation.nuaa import label_metrics
 from fasfinder.faces import Face
 from fasfinder.liveness.student import STUDENT_MODEL, UNCERTAIN, StudentPair, context
 
-STUDENTS = [liveness.DEFAULT_MODEL, STUDENT_MODEL]
+STUDENTS = [liveness.DEFAULT_MODEL, STUDENT_MODEL, "fas-distilled-frame"]
 
 
 @pytest.fixture(scope="module", params=STUDENTS)

@@ -6,7 +6,7 @@ from ..modelfiles import cached_model, load_card
 from .model import LivenessModel
 
 #: Name of the shipped default card: the round-3 student distilled from the MiniFASNet pair (three-way
-#: verdict; docs/results/liveness.md). The earlier models (fas-student, fas-nuaa-wide, ...) stay selectable.
+#: verdict; docs/results/liveness.md). The earlier models (fas-distilled-frame, fas-student, fas-nuaa-wide, ...) stay selectable.
 DEFAULT_MODEL = "fas-distilled"
 
 
