@@ -36,6 +36,8 @@ CONDITIONS = [("as is", None, None, None), ("250px q85", 0, "mirror", 85), ("250
 def lfw_like(rgb, box, rng, turn, border, quality, window=2.2, vj=1.25, side=250):
     import cv2
 
+    from fasfinder.training.fas_distill_data import jpeg_roundtrip
+
     x0, y0, x1, y1 = box
     w = (x1 - x0) * vj
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2 - 0.05 * w
@@ -45,8 +47,7 @@ def lfw_like(rgb, box, rng, turn, border, quality, window=2.2, vj=1.25, side=250
     m[1, 2] += side / 2 - cy
     mode = cv2.BORDER_CONSTANT if border == "black" else cv2.BORDER_REFLECT
     out = cv2.warpAffine(rgb, m, (side, side), flags=cv2.INTER_LINEAR, borderMode=mode, borderValue=(0, 0, 0))
-    ok, enc = cv2.imencode(".jpg", out[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
-    return np.ascontiguousarray(cv2.imdecode(enc, cv2.IMREAD_COLOR)[..., ::-1])
+    return jpeg_roundtrip(out, quality)
 
 
 def main(argv=None) -> int:

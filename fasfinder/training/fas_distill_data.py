@@ -90,6 +90,15 @@ def detect_faces(files, data_dir=SHARED) -> dict:
     return out
 
 
+def jpeg_roundtrip(rgb: np.ndarray, quality: int) -> np.ndarray:
+    """An RGB image saved as JPEG at ``quality`` and read back (contiguous RGB)."""
+
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    return np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1])
+
+
 def photo_params(rng: np.random.Generator) -> dict:
     """Random "ordinary photo" degradation: face width in pixels, JPEG quality, upscale back, grey, sharpen."""
 
@@ -110,8 +119,7 @@ def photo(rgb: np.ndarray, box, params: dict) -> tuple[np.ndarray, tuple]:
     if params["sharpen"] > 0:
         soft = cv2.GaussianBlur(out, (0, 0), 1.2).astype(np.float32)
         out = np.clip(out.astype(np.float32) * (1 + params["sharpen"]) - params["sharpen"] * soft, 0, 255).astype(np.uint8)
-    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(out[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, params["jpeg"]])
-    out = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1]
+    out = jpeg_roundtrip(out, params["jpeg"])
     scale = out.shape[1] / w
     if params["up"] and f < 1:
         out, scale = cv2.resize(out, (w, h), interpolation=cv2.INTER_CUBIC), 1.0
@@ -143,8 +151,7 @@ def frame(rgb: np.ndarray, box, params: dict) -> tuple[np.ndarray, tuple]:
     border = cv2.BORDER_CONSTANT if params["fill"] == "black" else cv2.BORDER_REPLICATE
     out = cv2.warpAffine(np.ascontiguousarray(rgb), m, (side, side), flags=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR,
                          borderMode=border, borderValue=(0, 0, 0))
-    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(out[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, params["jpeg"]])
-    out = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1]
+    out = jpeg_roundtrip(out, params["jpeg"])
     ncx, ncy = m @ np.array([(x0 + x1) / 2, (y0 + y1) / 2, 1.0])
     half = bw * f / 2
     return np.ascontiguousarray(out), (ncx - half, ncy - (y1 - y0) * f / 2, ncx + half, ncy + (y1 - y0) * f / 2)
