@@ -1,15 +1,18 @@
 """Training-side diagnostic: liveness verdicts on CelebA CALIBRATION photos re-published in a tight,
-LFW-like frame (never reads LFW).
+LFW-like frame, or with the photometry of flat, dark, pale, tinted and black-and-white photos (never
+reads LFW).
 
 The frame follows LFW's documented format, not its images: a square window of 2.2 x a
 Viola-Jones-sized box (taken as 1.25 x the dlib box, so 2.75 dlib box widths), resized to 250x250,
 optionally turned (as deep funneling does) and saved as JPEG; the face is then found again by the
 product's dlib detector. Where the window leaves the photo (CelebA photos are tighter than the
-news photos LFW was cut from) the border is mirrored or black. Each condition sees every third
-detected calibration photo (at most 360); the turn angles come from one seeded generator.
+news photos LFW was cut from) the border is mirrored, replicated or black; the border rows separate
+the frame itself from that fill (a mirrored fill is a simulation artefact: a photo does not continue
+as its own mirror image). Each condition sees every third detected calibration photo (at most 360);
+the turn angles come from one seeded generator.
 
     python bench/liveness_calib_frames.py --celeba-faces DIR/celeba_faces.json --model fas-distilled
-        [--model fas-distilled-frame] [--json OUT]
+        [--model fas-distilled-frame] [--family frames|photometry] [--json OUT]
 
 The calibration identities (``celeba_split == "calib"``) are never trained on; they choose the band.
 """
@@ -28,9 +31,29 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 #: (name, turn in degrees (None: the photo as it is), border, JPEG quality)
-CONDITIONS = [("as is", None, None, None), ("250px q85", 0, "mirror", 85), ("250px q85 turned 8", 8, "mirror", 85),
-              ("250px q85 turned 8 black", 8, "black", 85), ("250px q60", 0, "mirror", 60),
+#: "mirror" fills the window's outside with a mirror image of the photo, "replicate" repeats its edge pixels,
+#: "black" leaves it black (as celeba_extra's own crops and deep-funnelled warps do).
+CONDITIONS = [("as is", None, None, None), ("250px q85", 0, "mirror", 85), ("250px q85 replicate", 0, "replicate", 85),
+              ("250px q85 black", 0, "black", 85), ("250px q85 turned 8", 8, "mirror", 85),
+              ("250px q85 turned 8 black", 8, "black", 85), ("250px q60", 0, "mirror", 60), ("250px q60 black", 0, "black", 60),
               ("250px q70 turned 12 black", 12, "black", 70)]
+
+
+def _scaled(rgb, gains=(1.0, 1.0, 1.0), contrast=1.0, saturation=1.0):
+    x = rgb.astype(np.float32)
+    x = 128.0 + contrast * (x - 128.0)
+    grey = x.mean(axis=2, keepdims=True)
+    x = (grey + saturation * (x - grey)) * np.asarray(gains, np.float32)
+    return np.clip(x, 0, 255).astype(np.uint8)
+
+
+#: Photometry of ordinary photos (the photo's own face box): what a flat, dark, pale, tinted or
+#: black-and-white genuine photo looks like to the model.
+PHOTOMETRY = [("flat (contrast x0.6 about mid-grey)", lambda rgb: _scaled(rgb, contrast=0.6)),
+              ("dark (exposure x0.6)", lambda rgb: _scaled(rgb, gains=(0.6, 0.6, 0.6))),
+              ("pale (saturation x0.4)", lambda rgb: _scaled(rgb, saturation=0.4)),
+              ("cool cast (R x0.88, B x1.12)", lambda rgb: _scaled(rgb, gains=(0.88, 1.0, 1.12))),
+              ("black and white", lambda rgb: _scaled(rgb, saturation=0.0))]
 
 
 def lfw_like(rgb, box, rng, turn, border, quality, window=2.2, vj=1.25, side=250):
@@ -45,7 +68,7 @@ def lfw_like(rgb, box, rng, turn, border, quality, window=2.2, vj=1.25, side=250
     m = cv2.getRotationMatrix2D((cx, cy), angle, side / (window * w))
     m[0, 2] += side / 2 - cx
     m[1, 2] += side / 2 - cy
-    mode = cv2.BORDER_CONSTANT if border == "black" else cv2.BORDER_REFLECT
+    mode = {"black": cv2.BORDER_CONSTANT, "replicate": cv2.BORDER_REPLICATE, "mirror": cv2.BORDER_REFLECT}[border]
     out = cv2.warpAffine(rgb, m, (side, side), flags=cv2.INTER_LINEAR, borderMode=mode, borderValue=(0, 0, 0))
     return jpeg_roundtrip(out, quality)
 
@@ -55,8 +78,11 @@ def main(argv=None) -> int:
     ap.add_argument("--celeba-faces", required=True, help="celeba_faces.json of fas_distill_data")
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--model", action="append", default=[])
+    ap.add_argument("--family", action="append", choices=["frames", "photometry"], default=[],
+                    help="condition families (repeatable; default both)")
     ap.add_argument("--json", default="")
     a = ap.parse_args(argv)
+    a.family = a.family or ["frames", "photometry"]
 
     import torch
 
@@ -71,7 +97,9 @@ def main(argv=None) -> int:
     analyzer, t0, out = FaceAnalyzer(), time.time(), {"photos": len(files), "models": {}}
     for name in a.model or ["fas-distilled"]:
         model, rng, rows = load_liveness_model(name), np.random.default_rng(0), {}
-        for cond, turn, border, quality in CONDITIONS:
+        conditions = ([(c, t, b, q, None) for c, t, b, q in CONDITIONS] if "frames" in a.family else []) + \
+                     ([(c, None, None, None, fn) for c, fn in PHOTOMETRY] if "photometry" in a.family else [])
+        for cond, turn, border, quality, recolour in conditions:
             counts = {"real": 0, "uncertain": 0, "spoof": 0, "no_face": 0}
             for rel in files:
                 fc = faces[rel]
@@ -79,6 +107,7 @@ def main(argv=None) -> int:
                 if turn is None:
                     found = [Face(box=tuple(fc["box"]), landmarks=np.asarray(fc["landmarks"], np.float32),
                                   shape5=np.zeros((5, 2), np.float32))]
+                    rgb = recolour(rgb) if recolour else rgb
                 else:
                     rgb = lfw_like(rgb, fc["box"], rng, turn, border, quality)
                     found = sorted(analyzer.detect(rgb), key=lambda f: f.box[2] - f.box[0])[-1:]
