@@ -26,6 +26,25 @@ def test_augment_keeps_shape_and_range_and_is_seeded():
     assert not torch.allclose(a, augment(x, np.random.default_rng(4)))
 
 
+def test_photometry_flattens_darkens_and_tints_only_the_chosen_share():
+    import torch
+
+    from fasfinder.training.fas_distill import photometric
+
+    x = torch.rand(64, 3, 80, 80) * 255
+    assert torch.equal(photometric(x, np.random.default_rng(0), 0.0), x)
+    y = photometric(x, np.random.default_rng(0), 1.0)
+    assert y.shape == x.shape and float(y.min()) >= 0.0 and float(y.max()) <= 255.0
+    assert torch.equal(y, photometric(x, np.random.default_rng(0), 1.0))
+    # contrast x0.5-1.0 and exposure x0.55-1.2 (saturation and cast add a little): never a wider spread
+    spread = lambda t: t.std(dim=(1, 2, 3))  # noqa: E731
+    assert bool(torch.all(spread(y) <= 1.35 * spread(x)))
+    assert float(spread(y).mean()) < 0.95 * float(spread(x).mean())
+    half = photometric(x, np.random.default_rng(1), 0.5)
+    changed = (half != x).flatten(1).any(1)
+    assert 16 <= int(changed.sum()) <= 48  # about half of the crops, the others untouched
+
+
 def test_ordinary_photo_degradation_keeps_the_face_under_its_box():
     """photo(): the face shrunk to face_px (or scaled back up), the box carried into the new pixels."""
 
@@ -135,3 +154,20 @@ def test_train_writes_a_loadable_student_and_resumes(mini_nuaa, tmp_path):
     a, b = torch.load(io.BytesIO(first), weights_only=True), torch.load(weights, weights_only=True)
     assert sorted(a) == sorted(b) and all(torch.equal(a[k], b[k]) for k in a)
     assert json.loads((tmp_path / "run" / "result.json").read_text())["widths"] == list(widths)
+
+
+def test_train_leaves_excluded_sources_out_and_records_photometry(mini_nuaa, tmp_path):
+    shared_models("minifasnet")
+    from fasfinder.training.fas_distill import train
+
+    rng = np.random.default_rng(1)
+    n = 24
+    data = tmp_path / "samples.npz"
+    np.savez(data, crops=rng.integers(0, 255, (n, 2, 80, 80, 3), dtype=np.uint8), label=np.arange(n) % 2,
+             source=np.array(["celeba", "celeba-print", "celeba-frame"] * 8), split=np.array(["train"] * n),
+             teacher=rng.dirichlet([1, 1, 1], (n, 2)).astype(np.float32), group=np.array(["g"] * n))
+    result = train(data, tmp_path / "run", steps=2, batch=8, widths=(8, 8, 16, 16), threads=1, nuaa_dir=mini_nuaa,
+                   checkpoint=2, nuaa_cache=tmp_path / "cache", photometry=0.5, exclude_sources=("celeba-frame",))
+    assert result["n_train"] == 16 and "celeba-frame" not in result["sources"]
+    assert result["photometry"] == 0.5 and result["exclude_sources"] == ["celeba-frame"]
+    assert np.isfinite(result["loss"][0][1])

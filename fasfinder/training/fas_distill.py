@@ -79,6 +79,29 @@ def augment(x, rng: np.random.Generator):
     return x.clamp(0, 255)
 
 
+def photometric(x, rng: np.random.Generator, p: float):
+    """Ordinary-photo photometry on a share ``p`` of float BGR 0..255 crops (N, 3, 80, 80): contrast
+    about the crop's mean x0.5-1.0, exposure x0.55-1.2, saturation x0.3-1.3, a colour cast of +-12 %
+    per channel. Applied to the stored crops only (hard labels, genuine photos and prints alike), so
+    that flat, dark, pale or tinted light is no evidence of a print there; the NUAA views keep the
+    teacher's own reading."""
+
+    import torch
+
+    n = x.shape[0]
+
+    def per(lo, hi, shape=(1, 1, 1)):
+        return torch.from_numpy(rng.uniform(lo, hi, (n, *shape)).astype(np.float32))
+
+    on = torch.from_numpy(rng.random(n) < p)[:, None, None, None]
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    y = mean + (x - mean) * per(0.5, 1.0)
+    grey = y.mean(1, keepdim=True)
+    y = grey + (y - grey) * per(0.3, 1.3)
+    y = y * per(0.55, 1.2) * per(0.88, 1.12, (3, 1, 1))
+    return torch.where(on, y.clamp(0, 255), x)
+
+
 class NuaaViews:
     """Online crops of the NUAA training images around jittered face boxes."""
 
@@ -127,7 +150,8 @@ def kd(logits, target, temperature: float):
 
 def train(data_path, out_dir, steps: int = 2400, batch: int = 128, nuaa_share: float = 0.5, mix_p: float = 0.5,
           hard: float = 0.5, temperature: float = 2.0, lr: float = 3e-3, seed: int = 0, widths=None, threads: int = 2,
-          nuaa_dir=SHARED_NUAA, checkpoint: int = 200, nuaa_cache=None, init=None) -> dict:
+          nuaa_dir=SHARED_NUAA, checkpoint: int = 200, nuaa_cache=None, init=None, photometry: float = 0.0,
+          exclude_sources=()) -> dict:
     import torch
 
     from ..liveness.croppair import bgr_tensor
@@ -140,7 +164,7 @@ def train(data_path, out_dir, steps: int = 2400, batch: int = 128, nuaa_share: f
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     d = np.load(data_path)
-    keep = (d["split"] == "train") & (d["source"] != "nuaa")  # the NUAA originals come online
+    keep = (d["split"] == "train") & ~np.isin(d["source"], ["nuaa", *exclude_sources])  # the NUAA originals come online
     crops = torch.from_numpy(d["crops"][keep])  # N, 2, 80, 80, 3 uint8
     labels = torch.from_numpy(d["label"][keep])
     stored = torch.from_numpy(d["teacher"][keep])  # N, 2, 3
@@ -193,7 +217,8 @@ def train(data_path, out_dir, steps: int = 2400, batch: int = 128, nuaa_share: f
             xa = lk * xa + (1 - lk) * xa[perm]
             with torch.no_grad():
                 target = torch.softmax(tnet(xa) / temperature, 1)
-            xo = augment(crops[oi, k].permute(0, 3, 1, 2).float(), rng)
+            xo = crops[oi, k].permute(0, 3, 1, 2).float()
+            xo = augment(photometric(xo, rng, photometry) if photometry > 0 else xo, rng)
             logits = net(torch.cat([xa, xo]))
             la, lo = logits[:n_nuaa], logits[n_nuaa:]
             unmixed = (lam == 1.0).float()
@@ -218,7 +243,7 @@ def train(data_path, out_dir, steps: int = 2400, batch: int = 128, nuaa_share: f
     torch.save(state, out_dir / "student.pt")
     result = {"steps": steps, "batch": batch, "nuaa_share": nuaa_share, "mix_p": mix_p, "hard": hard,
               "temperature": temperature, "lr": lr, "seed": seed, "widths": list(widths), "n_train": int(len(labels)),
-              "init": str(init) if init else None,
+              "init": str(init) if init else None, "photometry": photometry, "exclude_sources": list(exclude_sources),
               "n_nuaa": len(views), "loss": history, "seconds": round(time.time() - t0, 1),
               "sources": {str(s): int(np.sum(sources == s)) for s in np.unique(sources)} | {"nuaa (online)": len(views)}}
     (out_dir / "result.json").write_text(json.dumps(result, indent=1))
@@ -242,10 +267,14 @@ def main(argv=None) -> int:
     ap.add_argument("--nuaa", default=str(SHARED_NUAA))
     ap.add_argument("--checkpoint", type=int, default=200)
     ap.add_argument("--init", default="", help="start from the student.pt of an earlier run (a second cycle)")
+    ap.add_argument("--photometry", type=float, default=0.0,
+                    help="share of the stored crops given ordinary-photo photometry (contrast, exposure, saturation, cast)")
+    ap.add_argument("--exclude-source", action="append", default=[], help="leave a samples.npz source out (repeatable)")
     a = ap.parse_args(argv)
     widths = tuple(int(v) for v in a.widths.split(",")) if a.widths else None
     print(json.dumps(train(a.data, a.out, a.steps, a.batch, a.nuaa_share, a.mix, a.hard, a.temperature, a.lr, a.seed,
-                           widths, a.threads, a.nuaa, a.checkpoint, None, a.init or None)))
+                           widths, a.threads, a.nuaa, a.checkpoint, None, a.init or None, a.photometry,
+                           tuple(a.exclude_source))))
     return 0
 
 
