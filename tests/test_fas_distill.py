@@ -156,18 +156,34 @@ def test_train_writes_a_loadable_student_and_resumes(mini_nuaa, tmp_path):
     assert json.loads((tmp_path / "run" / "result.json").read_text())["widths"] == list(widths)
 
 
-def test_train_leaves_excluded_sources_out_and_records_photometry(mini_nuaa, tmp_path):
+def test_train_and_card_leave_excluded_sources_out(mini_nuaa, tmp_path):
+    """--photometry / --exclude-source of the trainer, and the card's calibration without the same sources."""
+
     shared_models("minifasnet")
+    from fasfinder.liveness.student import StudentPair
+    from fasfinder.training import fas_student_card
     from fasfinder.training.fas_distill import train
 
     rng = np.random.default_rng(1)
-    n = 24
+    source = np.array(["celeba", "celeba-print", "celeba-frame"] * 10 + ["nuaa"] * 6)
+    label = np.isin(source, ["celeba", "celeba-frame"]).astype(np.int64)
+    split = np.array(["train"] * 18 + ["calib"] * 12 + ["train"] * 6)
+    n = len(source)
     data = tmp_path / "samples.npz"
-    np.savez(data, crops=rng.integers(0, 255, (n, 2, 80, 80, 3), dtype=np.uint8), label=np.arange(n) % 2,
-             source=np.array(["celeba", "celeba-print", "celeba-frame"] * 8), split=np.array(["train"] * n),
-             teacher=rng.dirichlet([1, 1, 1], (n, 2)).astype(np.float32), group=np.array(["g"] * n))
+    np.savez(data, crops=rng.integers(0, 255, (n, 2, 80, 80, 3), dtype=np.uint8), label=label, source=source,
+             split=split, teacher=rng.dirichlet([1, 1, 1], (n, 2)).astype(np.float32), group=np.array(["g"] * n))
     result = train(data, tmp_path / "run", steps=2, batch=8, widths=(8, 8, 16, 16), threads=1, nuaa_dir=mini_nuaa,
                    checkpoint=2, nuaa_cache=tmp_path / "cache", photometry=0.5, exclude_sources=("celeba-frame",))
-    assert result["n_train"] == 16 and "celeba-frame" not in result["sources"]
+    assert result["n_train"] == 12 and sorted(result["sources"]) == ["celeba", "celeba-print", "nuaa (online)"]
     assert result["photometry"] == 0.5 and result["exclude_sources"] == ["celeba-frame"]
     assert np.isfinite(result["loss"][0][1])
+    out = tmp_path / "models"
+    assert fas_student_card.main(["--run", str(tmp_path / "run"), "--data", str(data), "--name", "t5", "--out", str(out),
+                                  "--exclude-source", "celeba-frame"]) == 0
+    card = json.loads((out / "t5.card.json").read_text())
+    assert card["calibration"]["genuine"]["n"] == 4 and card["calibration"]["genuine"]["sources"] == {"celeba": 4}
+    assert card["calibration"]["nuaa_training_prints"]["n"] == 6 and "--exclude-source celeba-frame" in card["command"]
+    lo, hi = card["band"]
+    assert 0.0 <= lo <= hi <= 1.0 + 1e-6 and card["threshold"] == pytest.approx((lo + hi) / 2)
+    model = StudentPair(card, weights_path=out / "t5.pt")
+    assert model.band == (lo, hi)

@@ -17,7 +17,7 @@ score-based metrics such as AUC) = the band's middle.
 
     python -m fasfinder.training.fas_student_card --run RUN --data DIR/samples.npz [--name fas-student]
         [--genuine-spoof-q 0.005] [--genuine-flag-q 0.08] [--attack-q 0.005] [--min-face 40] [--min-context 0.0]
-        [--train-command TEXT] [--data-label TEXT] [--data-note TEXT]
+        [--train-command TEXT] [--data-label TEXT] [--data-note TEXT] [--exclude-source SOURCE ...]
     python -m fasfinder.training.fas_student_card --name NAME --add-metrics nuaa=JSON genuine=JSON probe=JSON speed=JSON
 """
 
@@ -104,6 +104,8 @@ def main(argv=None) -> int:
                     help="the training commands as run (e.g. several --init cycles); default: one run of --steps")
     ap.add_argument("--data-label", default="DIR/samples.npz", help="how the card's command names --data")
     ap.add_argument("--data-note", default="", help="appended to the card's data text (e.g. the build options used)")
+    ap.add_argument("--exclude-source", action="append", default=[],
+                    help="leave a samples.npz source out of the calibration (as the trainer's --exclude-source)")
     a = ap.parse_args(argv)
     if a.add_metrics:
         print(json.dumps(add_metrics(a.name, a.add_metrics, a.out or None), indent=1))
@@ -129,8 +131,9 @@ def main(argv=None) -> int:
     model = StudentPair(card, weights_path=weights)
     d = np.load(a.data)
     split, source, label = d["split"], d["source"], d["label"]
-    calib_genuine = (split == "calib") & (label == 1)
-    calib_print = (split == "calib") & (label == 0)
+    used = ~np.isin(source, a.exclude_source)
+    calib_genuine = (split == "calib") & (label == 1) & used
+    calib_print = (split == "calib") & (label == 0) & used
     nuaa_print = (source == "nuaa") & (label == 0)
     sg, sa = scores_of(model, d["crops"][calib_genuine]), scores_of(model, d["crops"][calib_print])
     sn = scores_of(model, d["crops"][nuaa_print])
@@ -182,7 +185,7 @@ def main(argv=None) -> int:
     card["command"] = (f"{train_cmd}; python -m fasfinder.training.fas_student_card "
                        f"--run RUN --data {a.data_label} --name {a.name} --genuine-spoof-q {a.genuine_spoof_q} "
                        f"--genuine-flag-q {a.genuine_flag_q} --attack-q {a.attack_q} --min-face {a.min_face} "
-                       f"--min-context {a.min_context}")
+                       f"--min-context {a.min_context}" + "".join(f" --exclude-source {x}" for x in a.exclude_source))
     card["train_device"] = "this repository's dev machine (2 CPU cores, shared)"
     print(json.dumps({"band": card["band"], "calibration": card["calibration"]}, indent=1), file=sys.stderr)
     write_card(card, out, newline=False)
