@@ -20,6 +20,11 @@ Only samples of split ``train`` and the NUAA training lists are used (never LFW,
 test lists). Member k of the student learns from teacher member k on the same crop.
 
     python -m fasfinder.training.fas_distill --data DIR/samples.npz --out RUN [--steps 2400] [--threads 2]
+        [--init RUN0/student.pt] [--photometry 0.25] [--exclude-source SOURCE ...]
+
+``--photometry P``: a share P of the stored crops gets ordinary-photo light (:func:`photometric`);
+measured in cycle 5 (docs/results/liveness.md): it stops the model reading flat or dark photos as
+prints, and lets more prints through. ``--exclude-source``: leave a ``samples.npz`` source out.
 
 Writes RUN/student.pt (state dict, members ``member0.*``, ``member1.*``), RUN/result.json and
 RUN/checkpoint.pt (every ``--checkpoint`` steps; a rerun with the same RUN resumes from it).
