@@ -49,6 +49,14 @@ def log(*args) -> None:
     print(*args, file=sys.stderr, flush=True)
 
 
+def _per_sample(rng: np.random.Generator, n: int, lo: float, hi: float, shape=(1, 1, 1)):
+    """One uniform draw per sample (and per ``shape`` entry), as a float32 tensor (n, *shape)."""
+
+    import torch
+
+    return torch.from_numpy(rng.uniform(lo, hi, (n, *shape)).astype(np.float32))
+
+
 def augment(x, rng: np.random.Generator):
     """Batch augmentation on float BGR 0..255 crops (N, 3, 80, 80): flip, shift, gain / colour /
     gamma, grey, blur, down-and-up sampling, noise. Label-independent (no shortcut to learn)."""
@@ -62,7 +70,7 @@ def augment(x, rng: np.random.Generator):
         return torch.from_numpy(rng.random(n) < p)[:, None, None, None]
 
     def per(lo, hi, shape=(1, 1, 1)):
-        return torch.from_numpy(rng.uniform(lo, hi, (n, *shape)).astype(np.float32))
+        return _per_sample(rng, n, lo, hi, shape)
 
     x = torch.where(coin(0.5), x.flip(3), x)
     pad = 5
@@ -93,17 +101,15 @@ def photometric(x, rng: np.random.Generator, p: float):
 
     import torch
 
+    if p <= 0:  # draws nothing: runs without photometry keep their random stream
+        return x
     n = x.shape[0]
-
-    def per(lo, hi, shape=(1, 1, 1)):
-        return torch.from_numpy(rng.uniform(lo, hi, (n, *shape)).astype(np.float32))
-
     on = torch.from_numpy(rng.random(n) < p)[:, None, None, None]
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    y = mean + (x - mean) * per(0.5, 1.0)
+    y = mean + (x - mean) * _per_sample(rng, n, 0.5, 1.0)
     grey = y.mean(1, keepdim=True)
-    y = grey + (y - grey) * per(0.3, 1.3)
-    y = y * per(0.55, 1.2) * per(0.88, 1.12, (3, 1, 1))
+    y = grey + (y - grey) * _per_sample(rng, n, 0.3, 1.3)
+    y = y * _per_sample(rng, n, 0.55, 1.2) * _per_sample(rng, n, 0.88, 1.12, (3, 1, 1))
     return torch.where(on, y.clamp(0, 255), x)
 
 
@@ -222,8 +228,7 @@ def train(data_path, out_dir, steps: int = 2400, batch: int = 128, nuaa_share: f
             xa = lk * xa + (1 - lk) * xa[perm]
             with torch.no_grad():
                 target = torch.softmax(tnet(xa) / temperature, 1)
-            xo = crops[oi, k].permute(0, 3, 1, 2).float()
-            xo = augment(photometric(xo, rng, photometry) if photometry > 0 else xo, rng)
+            xo = augment(photometric(crops[oi, k].permute(0, 3, 1, 2).float(), rng, photometry), rng)
             logits = net(torch.cat([xa, xo]))
             la, lo = logits[:n_nuaa], logits[n_nuaa:]
             unmixed = (lam == 1.0).float()
