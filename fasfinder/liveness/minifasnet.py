@@ -238,7 +238,7 @@ class MiniFasNetPair(CropPairModel):
     def is_live(self, mean_probs: np.ndarray) -> bool:
         return int(np.argmax(mean_probs)) == LIVE
 
-    def verdicts(self, probs: np.ndarray, faces, image_hw) -> list:
+    def verdicts(self, probs: np.ndarray, faces, areas_hw) -> list:
         labels, scores = self.fuse(probs)
         return [Liveness(label=REAL if lab == LIVE else SPOOF, score=float(s), model=self.name)
                 for lab, s in zip(labels, scores)]

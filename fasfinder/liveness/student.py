@@ -122,12 +122,12 @@ class StudentPair(CropPairModel):
             return True
         return context(face, image_hw) < float(self.gates.get("min_context", 0.0))
 
-    def verdicts(self, probs: np.ndarray, faces, image_hw) -> list:
+    def verdicts(self, probs: np.ndarray, faces, areas_hw) -> list:
 
 
         scores = probs[:, :, self.LIVE].mean(axis=1)
-        return [Liveness(label=self.label(float(s), f, image_hw), score=float(s), model=self.name)
-                for s, f in zip(scores, faces)]
+        return [Liveness(label=self.label(float(s), f, hw), score=float(s), model=self.name)
+                for s, f, hw in zip(scores, faces, areas_hw)]
 
     def scores_from_crops(self, crops: np.ndarray) -> np.ndarray:
         """Mean P(live) for stored crops (N, members, 80, 80, 3) uint8 BGR."""
