@@ -4,7 +4,8 @@
 
 Times (median of ``--runs``): liveness ``predict`` for one face (crop + network), its Grad-CAM++
 ``explain`` (for each ``--model``; default: the shipped default model), and
-``get_engine("dlib-resnet").embed_faces`` for the same face, all in one run. Detection is done
+``get_engine("dlib-resnet").embed_faces`` for the same face, and the synthetic-padding check the two-crop
+models run once per image (``fasfinder.liveness.padding.captured_areas``), all in one run. Detection is done
 once beforehand and not timed.
 """
 
@@ -66,6 +67,9 @@ def main(argv=None) -> int:
     res = {}
     fns = [("embed_dlib_resnet_ms", lambda: engine.embed_faces(rgb, faces)),
            ("embed_default_engine_ms[dlib-resnet-torch]", lambda: default_engine.embed_faces(rgb, faces))]
+    from fasfinder.liveness.padding import captured_areas
+
+    fns.append(("padding_check_ms (per image, inside predict of the two-crop models)", lambda: captured_areas(rgb, [faces[0].box])))
     for m in models:
         fns += [(f"liveness_predict_ms[{m.name}]", lambda m=m: m.predict(rgb, faces)),
                 (f"liveness_explain_ms[{m.name}]", lambda m=m: m.explain(rgb, faces[0]))]

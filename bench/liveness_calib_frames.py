@@ -73,6 +73,30 @@ def lfw_like(rgb, box, rng, turn, border, quality, window=2.2, vj=1.25, side=250
     return jpeg_roundtrip(out, quality)
 
 
+def calibration_photos(celeba_faces: str) -> tuple[dict, list[str]]:
+    """(faces of celeba_faces.json, every third detected CelebA calibration photo, at most 360)."""
+
+    from fasfinder.training.fas_distill_data import celeba_split
+
+    faces = json.loads(Path(celeba_faces).read_text())
+    return faces, sorted(f for f, v in faces.items() if celeba_split(v["id"]) == "calib" and v["detected"])[::3][:360]
+
+
+def photo_and_face(data: Path, rel: str, fc: dict, analyzer, rng, turn, border, quality):
+    """The calibration photo and its face: as it is with its own box (``turn`` None), else
+    re-published by :func:`lfw_like` and the largest face found again (``[]`` when none)."""
+
+    from fasfinder.faces import Face
+    from fasfinder.imaging import load_image
+
+    rgb = load_image(data / rel).pixels
+    if turn is None:
+        return rgb, [Face(box=tuple(fc["box"]), landmarks=np.asarray(fc["landmarks"], np.float32),
+                          shape5=np.zeros((5, 2), np.float32))]
+    rgb = lfw_like(rgb, fc["box"], rng, turn, border, quality)
+    return rgb, sorted(analyzer.detect(rgb), key=lambda f: f.box[2] - f.box[0])[-1:]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--celeba-faces", required=True, help="celeba_faces.json of fas_distill_data")
@@ -86,14 +110,11 @@ def main(argv=None) -> int:
 
     import torch
 
-    from fasfinder.faces import Face, FaceAnalyzer
-    from fasfinder.imaging import load_image
+    from fasfinder.faces import FaceAnalyzer
     from fasfinder.liveness import load_liveness_model
-    from fasfinder.training.fas_distill_data import celeba_split
 
     torch.set_num_threads(1)
-    faces = json.loads(Path(a.celeba_faces).read_text())
-    files = sorted(f for f, v in faces.items() if celeba_split(v["id"]) == "calib" and v["detected"])[::3][:360]
+    faces, files = calibration_photos(a.celeba_faces)
     analyzer, t0, out = FaceAnalyzer(), time.time(), {"photos": len(files), "models": {}}
     for name in a.model or ["fas-distilled"]:
         model, rng, rows = load_liveness_model(name), np.random.default_rng(0), {}
@@ -102,15 +123,8 @@ def main(argv=None) -> int:
         for cond, turn, border, quality, recolour in conditions:
             counts = {"real": 0, "uncertain": 0, "spoof": 0, "no_face": 0}
             for rel in files:
-                fc = faces[rel]
-                rgb = load_image(Path(a.data) / rel).pixels
-                if turn is None:
-                    found = [Face(box=tuple(fc["box"]), landmarks=np.asarray(fc["landmarks"], np.float32),
-                                  shape5=np.zeros((5, 2), np.float32))]
-                    rgb = recolour(rgb) if recolour else rgb
-                else:
-                    rgb = lfw_like(rgb, fc["box"], rng, turn, border, quality)
-                    found = sorted(analyzer.detect(rgb), key=lambda f: f.box[2] - f.box[0])[-1:]
+                rgb, found = photo_and_face(Path(a.data), rel, faces[rel], analyzer, rng, turn, border, quality)
+                rgb = recolour(rgb) if recolour else rgb
                 if not found:
                     counts["no_face"] += 1
                     continue

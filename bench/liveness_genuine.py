@@ -1,7 +1,7 @@
 """Genuine photos of the product's domain through the liveness models: how many get `spoof` / `uncertain`.
 
     python bench/liveness_genuine.py [--lfw ../shared/data/lfw] [--celeba-faces DIR/celeba_faces.json]
-        [--model fas-student] [--teacher] [--limit N] [--json OUT]
+        [--model fas-student] [--teacher] [--limit N] [--padding-ab] [--json OUT]
 
 Sets: every LFW image of the shared set (evaluation only: nothing here is tuned on it) and the
 held-out CelebA identities (``fasfinder.training.fas_distill_data.celeba_split`` == "heldout"; faces
@@ -44,19 +44,33 @@ def lfw_faces(lfw_dir: Path, limit: int | None) -> dict:
     return out
 
 
-def judge(models: dict, items, root: Path) -> dict:
-    """{model: {"n", "real", "uncertain", "spoof", shares}} over (rel, face dict) items."""
+def judge(models: dict, items, root: Path, padding_ab: bool = False) -> dict:
+    """{model: {"n", "real", "uncertain", "spoof", shares}} over (rel, face dict) items; with
+    ``padding_ab`` each two-crop model also as "<name> (over padding)" (the crops placed over any
+    synthetic fill, the original rule) and the count of images whose crops the product rule moved."""
 
     from fasfinder.faces import Face
     from fasfinder.imaging import load_image
+    from fasfinder.liveness.padding import captured_areas
 
-    counts = {name: {"real": 0, "uncertain": 0, "spoof": 0} for name in models}
+    runs = [(name, model, True) for name, model in models.items()]
+    if padding_ab:
+        runs += [(f"{name} (over padding)", model, False) for name, model in models.items() if hasattr(model, "strip_padding")]
+    counts = {name: {"real": 0, "uncertain": 0, "spoof": 0} for name, _, _ in runs}
+    moved = 0
     for rel, fc in items:
         rgb = load_image(root / rel).pixels
         face = Face(box=tuple(fc["box"]), landmarks=np.asarray(fc["landmarks"], np.float32), shape5=np.zeros((5, 2), np.float32))
-        for name, model in models.items():
+        if padding_ab:
+            moved += captured_areas(rgb, [face.box])[0] != (0, 0, rgb.shape[1] - 1, rgb.shape[0] - 1)
+        for name, model, strip in runs:
+            if hasattr(model, "strip_padding"):
+                model.strip_padding = strip
             counts[name][model.predict(rgb, [face])[0].label] += 1
-    out = {}
+    for _, model, _ in runs:
+        if hasattr(model, "strip_padding"):
+            model.strip_padding = True
+    out = {"crops_moved_off_padding": moved} if padding_ab else {}
     for name, c in counts.items():
         n = sum(c.values())
         out[name] = {"n": n, **c, "spoof_share": round(c["spoof"] / n, 4) if n else None,
@@ -72,6 +86,8 @@ def main(argv=None) -> int:
     ap.add_argument("--model", action="append", default=[], help="liveness card name or minifasnet (repeatable)")
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--faces-only", action="store_true", help="only detect and cache the LFW faces")
+    ap.add_argument("--padding-ab", action="store_true",
+                    help="also judge each two-crop model with its crops over synthetic padding (the original rule)")
     ap.add_argument("--json", default="")
     a = ap.parse_args(argv)
 
@@ -87,12 +103,12 @@ def main(argv=None) -> int:
     models = {m: load_liveness_model(m) for m in (a.model or ["fas-student", "minifasnet"])}
     t0 = time.time()
     result = {"lfw": {"images": len(lfw), "no_face": sum(v is None for v in lfw.values()),
-                      **judge(models, [(k, v) for k, v in sorted(lfw.items()) if v], Path(a.lfw))}}
+                      **judge(models, [(k, v) for k, v in sorted(lfw.items()) if v], Path(a.lfw), a.padding_ab)}}
     if a.celeba_faces:
         faces = json.loads(Path(a.celeba_faces).read_text())
         held = [(k, v) for k, v in sorted(faces.items()) if celeba_split(v["id"]) == "heldout"]
         result["celeba_heldout"] = {"images": len(held), "no_face": sum(not v["detected"] for _, v in held),
-                                    **judge(models, [(k, v) for k, v in held if v["detected"]], Path(a.data))}
+                                    **judge(models, [(k, v) for k, v in held if v["detected"]], Path(a.data), a.padding_ab)}
     result["seconds"] = round(time.time() - t0, 1)
     text = json.dumps(result, indent=1)
     print(text)
