@@ -158,8 +158,10 @@ def frame(rgb: np.ndarray, box, params: dict) -> tuple[np.ndarray, tuple]:
 
 
 def build(out_dir, per_nuaa: int = 2, seed: int = 0, data_dir=SHARED, photo_share: float = 0.0,
-          frame_share: float = 0.0) -> dict:
-    """Write ``samples.npz`` (crops, labels, sources, groups, teacher softmax) into ``out_dir``."""
+          frame_share: float = 0.0, captured_area: bool = False) -> dict:
+    """Write ``samples.npz`` (crops, labels, sources, groups, teacher softmax) into ``out_dir``;
+    ``captured_area``: crops inside the captured area, as the product places them at inference
+    (:mod:`fasfinder.liveness.padding`), instead of over any black fill."""
 
     import torch
 
@@ -167,6 +169,7 @@ def build(out_dir, per_nuaa: int = 2, seed: int = 0, data_dir=SHARED, photo_shar
     from ..imaging import load_image
     from ..liveness.croppair import pair_crops
     from ..liveness.minifasnet import reference_model
+    from ..liveness.padding import captured_areas
     from .fas_synth import camera, camera_params, composite, make_print
 
     torch.set_num_threads(1)
@@ -178,7 +181,7 @@ def build(out_dir, per_nuaa: int = 2, seed: int = 0, data_dir=SHARED, photo_shar
     crops, labels, sources, groups, splits = [], [], [], [], []
 
     def add(rgb, box, label, source, group, split="train"):
-        crops.append(pair_crops(rgb, box))
+        crops.append(pair_crops(rgb, box, bounds=captured_areas(rgb, [box])[0] if captured_area else None))
         labels.append(label)
         sources.append(source)
         groups.append(group)
@@ -240,7 +243,7 @@ def build(out_dir, per_nuaa: int = 2, seed: int = 0, data_dir=SHARED, photo_shar
     np.savez(out_dir / "samples.npz", crops=x, label=np.array(labels, np.int64), source=np.array(sources),
              group=np.array(groups), split=np.array(splits), teacher=probs,
              meta=np.array(json.dumps({"seed": seed, "per_nuaa": per_nuaa, "photo_share": photo_share,
-                                       "frame_share": frame_share})))
+                                       "frame_share": frame_share, "captured_area": captured_area})))
     return {"n": len(x), "spoof": int(np.sum(np.array(labels) == 0)), "seconds": round(time.time() - t0, 1)}
 
 
@@ -255,13 +258,15 @@ def main(argv=None) -> int:
                     help="share of CelebA train/calib photos also given an ordinary-photo degradation (pair)")
     ap.add_argument("--frame-share", type=float, default=0.0,
                     help="share of CelebA train/calib photos also put into a web-photo frame (pair)")
+    ap.add_argument("--captured-area", action="store_true",
+                    help="crops inside the captured area (as at inference), never over synthetic black fill")
     a = ap.parse_args(argv)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     if a.step == "faces":
         (out / "celeba_faces.json").write_text(json.dumps(detect_faces(celeba_files(a.data), a.data)))
         return 0
-    print(json.dumps(build(out, a.per_nuaa, a.seed, a.data, a.photo_share, a.frame_share)))
+    print(json.dumps(build(out, a.per_nuaa, a.seed, a.data, a.photo_share, a.frame_share, a.captured_area)))
     return 0
 
 
