@@ -109,6 +109,7 @@ def main(argv=None) -> int:
     a.family = a.family or ["frames", "photometry"]
 
     import torch
+    from bench_output import emit
 
     from fasfinder.faces import FaceAnalyzer
     from fasfinder.liveness import load_liveness_model
@@ -132,12 +133,7 @@ def main(argv=None) -> int:
             rows[cond] = counts
             print(name, cond, counts, file=sys.stderr, flush=True)
         out["models"][name] = rows
-    out["seconds"] = round(time.time() - t0, 1)
-    text = json.dumps(out, indent=1)
-    print(text)
-    if a.json:
-        Path(a.json).write_text(text + "\n")
-    return 0
+    return emit(out, t0, a.json)
 
 
 if __name__ == "__main__":

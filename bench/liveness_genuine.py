@@ -92,6 +92,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
 
     import torch
+    from bench_output import emit
 
     torch.set_num_threads(1)
     from fasfinder.liveness import load_liveness_model
@@ -109,12 +110,7 @@ def main(argv=None) -> int:
         held = [(k, v) for k, v in sorted(faces.items()) if celeba_split(v["id"]) == "heldout"]
         result["celeba_heldout"] = {"images": len(held), "no_face": sum(not v["detected"] for _, v in held),
                                     **judge(models, [(k, v) for k, v in held if v["detected"]], Path(a.data), a.padding_ab)}
-    result["seconds"] = round(time.time() - t0, 1)
-    text = json.dumps(result, indent=1)
-    print(text)
-    if a.json:
-        Path(a.json).write_text(text + "\n")
-    return 0
+    return emit(result, t0, a.json)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -54,6 +53,7 @@ def main(argv=None) -> int:
 
     import torch
     from liveness_calib_frames import calibration_photos, photo_and_face
+    from bench_output import emit
 
     from fasfinder.faces import FaceAnalyzer
     from fasfinder.liveness import load_liveness_model
@@ -83,12 +83,7 @@ def main(argv=None) -> int:
                 m.strip_padding = True
         out["conditions"][cond] = row
         print(cond, row, file=sys.stderr, flush=True)
-    out["seconds"] = round(time.time() - t0, 1)
-    text = json.dumps(out, indent=1)
-    print(text)
-    if a.json:
-        Path(a.json).write_text(text + "\n")
-    return 0
+    return emit(out, t0, a.json)
 
 
 if __name__ == "__main__":
