@@ -75,10 +75,9 @@ def _fill(peak: np.ndarray) -> np.ndarray | None:
     _, labels, stats, _ = cv2.connectedComponentsWithStats(dark.astype(np.uint8), connectivity=4)
     sx, sy, sw, sh, area = stats.T
     touching = (sx == 0) | (sy == 0) | (sx + sw == w) | (sy + sh == h)
+    touching[0] = False  # label 0: the pixels that are not dark
     fill = np.zeros((h, w), bool)
     for k in np.flatnonzero(touching & (area >= MIN_AREA * h * w)):
-        if k == 0:  # label 0: the pixels that are not dark
-            continue
         x, y, cw, ch = (int(v) for v in stats[k, :4])
         comp = labels[y : y + ch, x : x + cw] == k
         if float(np.median(peak[y : y + ch, x : x + cw][comp])) <= FILL_MEDIAN and _is_wedge(comp, (x, y), (h, w)):
