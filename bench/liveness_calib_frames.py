@@ -1,6 +1,6 @@
 """Training-side diagnostic: liveness verdicts on CelebA CALIBRATION photos re-published in a tight,
-LFW-like frame, or with the photometry of flat, dark, pale, tinted and black-and-white photos (never
-reads LFW).
+LFW-like frame (also from a low-resolution source), or with the photometry of flat, dark, pale, tinted
+and black-and-white photos (never reads LFW).
 
 The frame follows LFW's documented format, not its images: a square window of 2.2 x a
 Viola-Jones-sized box (taken as 1.25 x the dlib box, so 2.75 dlib box widths), resized to 250x250,
@@ -12,7 +12,7 @@ as its own mirror image). Each condition sees every third detected calibration p
 the turn angles come from one seeded generator.
 
     python bench/liveness_calib_frames.py --celeba-faces DIR/celeba_faces.json --model fas-distilled
-        [--model fas-distilled-frame] [--family frames|photometry] [--json OUT]
+        [--model fas-distilled-frame] [--family frames|photometry|sources] [--json OUT]
 
 The calibration identities (``celeba_split == "calib"``) are never trained on; they choose the band.
 """
@@ -37,6 +37,14 @@ CONDITIONS = [("as is", None, None, None), ("250px q85", 0, "mirror", 85), ("250
               ("250px q85 black", 0, "black", 85), ("250px q85 turned 8", 8, "mirror", 85),
               ("250px q85 turned 8 black", 8, "black", 85), ("250px q60", 0, "mirror", 60), ("250px q60 black", 0, "black", 60),
               ("250px q70 turned 12 black", 12, "black", 70)]
+
+#: Low-resolution sources: the photo first shrunk so its dlib box is ``face_px`` wide and saved as JPEG 70
+#: (a small news photo), then framed as above, which enlarges it to LFW's 250 px: (name, face_px, turn,
+#: border, quality).
+SOURCES = [("source 70px, 250px q85 replicate", 70, 0, "replicate", 85),
+           ("source 45px, 250px q85 replicate", 45, 0, "replicate", 85),
+           ("source 30px, 250px q85 replicate", 30, 0, "replicate", 85),
+           ("source 45px, 250px q85 turned 8 black", 45, 8, "black", 85)]
 
 
 def _scaled(rgb, gains=(1.0, 1.0, 1.0), contrast=1.0, saturation=1.0):
@@ -82,9 +90,10 @@ def calibration_photos(celeba_faces: str) -> tuple[dict, list[str]]:
     return faces, sorted(f for f, v in faces.items() if celeba_split(v["id"]) == "calib" and v["detected"])[::3][:360]
 
 
-def photo_and_face(data: Path, rel: str, fc: dict, analyzer, rng, turn, border, quality):
+def photo_and_face(data: Path, rel: str, fc: dict, analyzer, rng, turn, border, quality, source_px=None):
     """The calibration photo and its face: as it is with its own box (``turn`` None), else
-    re-published by :func:`lfw_like` and the largest face found again (``[]`` when none)."""
+    re-published by :func:`lfw_like` (from a ``source_px``-wide face when given) and the largest face
+    found again (``[]`` when none)."""
 
     from fasfinder.faces import Face
     from fasfinder.imaging import load_image
@@ -93,7 +102,12 @@ def photo_and_face(data: Path, rel: str, fc: dict, analyzer, rng, turn, border, 
     if turn is None:
         return rgb, [Face(box=tuple(fc["box"]), landmarks=np.asarray(fc["landmarks"], np.float32),
                           shape5=np.zeros((5, 2), np.float32))]
-    rgb = lfw_like(rgb, fc["box"], rng, turn, border, quality)
+    box = fc["box"]
+    if source_px:
+        from fasfinder.training.fas_distill_data import photo
+
+        rgb, box = photo(rgb, box, {"face_px": source_px, "jpeg": 70, "up": False, "grey": False, "sharpen": 0.0})
+    rgb = lfw_like(rgb, box, rng, turn, border, quality)
     return rgb, sorted(analyzer.detect(rgb), key=lambda f: f.box[2] - f.box[0])[-1:]
 
 
@@ -102,7 +116,7 @@ def main(argv=None) -> int:
     ap.add_argument("--celeba-faces", required=True, help="celeba_faces.json of fas_distill_data")
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--model", action="append", default=[])
-    ap.add_argument("--family", action="append", choices=["frames", "photometry"], default=[],
+    ap.add_argument("--family", action="append", choices=["frames", "photometry", "sources"], default=[],
                     help="condition families (repeatable; default both)")
     ap.add_argument("--json", default="")
     a = ap.parse_args(argv)
@@ -119,12 +133,14 @@ def main(argv=None) -> int:
     analyzer, t0, out = FaceAnalyzer(), time.time(), {"photos": len(files), "models": {}}
     for name in a.model or ["fas-distilled"]:
         model, rng, rows = load_liveness_model(name), np.random.default_rng(0), {}
-        conditions = ([(c, t, b, q, None) for c, t, b, q in CONDITIONS] if "frames" in a.family else []) + \
-                     ([(c, None, None, None, fn) for c, fn in PHOTOMETRY] if "photometry" in a.family else [])
-        for cond, turn, border, quality, recolour in conditions:
+        conditions = ([(c, t, b, q, None, None) for c, t, b, q in CONDITIONS] if "frames" in a.family else []) + \
+                     ([(c, None, None, None, fn, None) for c, fn in PHOTOMETRY] if "photometry" in a.family else []) + \
+                     ([(c, t, b, q, None, px) for c, px, t, b, q in SOURCES] if "sources" in a.family else [])
+        for cond, turn, border, quality, recolour, source_px in conditions:
             counts = {"real": 0, "uncertain": 0, "spoof": 0, "no_face": 0}
             for rel in files:
-                rgb, found = photo_and_face(Path(a.data), rel, faces[rel], analyzer, rng, turn, border, quality)
+                rgb, found = photo_and_face(Path(a.data), rel, faces[rel], analyzer, rng, turn, border, quality,
+                                            source_px)
                 rgb = recolour(rgb) if recolour else rgb
                 if not found:
                     counts["no_face"] += 1
