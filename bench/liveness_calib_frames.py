@@ -111,13 +111,22 @@ def photo_and_face(data: Path, rel: str, fc: dict, analyzer, rng, turn, border, 
     return rgb, sorted(analyzer.detect(rgb), key=lambda f: f.box[2] - f.box[0])[-1:]
 
 
+def conditions(families) -> list[tuple]:
+    """(name, the frame arguments of :func:`photo_and_face` (turn, border, quality, source_px), recolour
+    or None) of every condition of ``families``, in the order frames, photometry, sources."""
+
+    return ([(c, (t, b, q, None), None) for c, t, b, q in CONDITIONS] if "frames" in families else []) + \
+        ([(c, (None, None, None, None), fn) for c, fn in PHOTOMETRY] if "photometry" in families else []) + \
+        ([(c, (t, b, q, px), None) for c, px, t, b, q in SOURCES] if "sources" in families else [])
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--celeba-faces", required=True, help="celeba_faces.json of fas_distill_data")
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--model", action="append", default=[])
     ap.add_argument("--family", action="append", choices=["frames", "photometry", "sources"], default=[],
-                    help="condition families (repeatable; default both)")
+                    help="condition families (repeatable; default frames and photometry)")
     ap.add_argument("--json", default="")
     a = ap.parse_args(argv)
     a.family = a.family or ["frames", "photometry"]
@@ -133,14 +142,10 @@ def main(argv=None) -> int:
     analyzer, t0, out = FaceAnalyzer(), time.time(), {"photos": len(files), "models": {}}
     for name in a.model or ["fas-distilled"]:
         model, rng, rows = load_liveness_model(name), np.random.default_rng(0), {}
-        conditions = ([(c, t, b, q, None, None) for c, t, b, q in CONDITIONS] if "frames" in a.family else []) + \
-                     ([(c, None, None, None, fn, None) for c, fn in PHOTOMETRY] if "photometry" in a.family else []) + \
-                     ([(c, t, b, q, None, px) for c, px, t, b, q in SOURCES] if "sources" in a.family else [])
-        for cond, turn, border, quality, recolour, source_px in conditions:
+        for cond, frame, recolour in conditions(a.family):
             counts = {"real": 0, "uncertain": 0, "spoof": 0, "no_face": 0}
             for rel in files:
-                rgb, found = photo_and_face(Path(a.data), rel, faces[rel], analyzer, rng, turn, border, quality,
-                                            source_px)
+                rgb, found = photo_and_face(Path(a.data), rel, faces[rel], analyzer, rng, *frame)
                 rgb = recolour(rgb) if recolour else rgb
                 if not found:
                     counts["no_face"] += 1
